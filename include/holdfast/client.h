@@ -1,0 +1,111 @@
+// holdfast::Client: HTTP/1.1 (and later HTTP/2) over TLS or plain TCP, with a connection pool.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "holdfast/http.h"
+#include "holdfast/result.h"
+#include "holdfast/socket_options.h"
+#include "holdfast/tls_options.h"
+
+namespace holdfast {
+
+/// Client timeouts. Zero means "no limit". The defaults never cut a live server that is slow to
+/// answer (a response may take 30 minutes); a dead or silently dropped path is still reported
+/// within about 2 minutes by TCP keep-alive and TCP_USER_TIMEOUT (SocketOptions, docs/keepalive.md).
+struct ClientTimeouts {
+  std::chrono::milliseconds dns{10'000};            ///< name resolution
+  std::chrono::milliseconds connect{30'000};        ///< TCP connect
+  std::chrono::milliseconds tls_handshake{30'000};  ///< TLS handshake after connect
+  std::chrono::milliseconds response_headers{0};    ///< request sent -> response head complete
+  std::chrono::milliseconds idle_read{0};           ///< longest silence while a response is due
+  std::chrono::milliseconds deadline{0};            ///< whole request, from start to last byte
+};
+
+/// Connection-pool limits. A connection is reused only for the same scheme, host, port and TLS
+/// options (the origin key).
+struct PoolOptions {
+  std::size_t max_per_origin = 256;        ///< open connections per origin (requests queue beyond)
+  std::size_t max_total = 16'384;          ///< open connections in the whole client
+  std::size_t max_idle_per_origin = 64;    ///< idle connections kept per origin
+  std::chrono::milliseconds idle_timeout{90'000};  ///< an idle connection is closed after this
+  std::chrono::milliseconds queue_timeout{0};      ///< longest wait for a pool slot; 0: no limit
+};
+
+/// Everything a Client is configured with. Copyable plain data.
+struct ClientOptions {
+  SocketOptions socket;                    ///< applied to every connection (keep-alive ON)
+  ClientTlsOptions tls;                    ///< verification ON by default
+  ClientTimeouts timeouts;
+  PoolOptions pool;
+  std::size_t threads = 1;                 ///< event-loop threads; connections spread over them
+  std::size_t max_response_body = 64u << 20;  ///< buffered bodies larger than this fail
+  bool retry = true;  ///< retry on a fresh connection when that is safe (see Client::request)
+  std::string user_agent = "holdfast/0.1";  ///< sent unless the request has its own User-Agent
+};
+
+/// Per-request options.
+struct RequestOptions {
+  std::optional<ClientTimeouts> timeouts;  ///< overrides the client's timeouts for this request
+  BodySink on_body;                        ///< stream the response body instead of buffering it
+};
+
+/// An HTTP client with a connection pool, safe to share between threads.
+///
+/// Retries: a request is retried once on a fresh connection, transparently, only when it was
+/// never written, or when a reused connection closed with zero response bytes and the method is
+/// idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or the request has an Idempotency-Key
+/// header. Streamed request bodies (body_source) are never retried once reading them started.
+///
+/// Threads: the client runs `threads` event loops on its own threads, started on first use.
+/// Callbacks (BodySource, BodySink, async completion) run on those threads and must not block.
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  /// Closes every connection (without waiting for in-flight requests, which fail with
+  /// Errc::cancelled) and joins the threads.
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Sends a request and waits for the whole response. Errors: Errc (timeouts, DNS, closed
+  /// connections, limits), std::system_category (connect refused, reset), tls_category
+  /// (verification, handshake) and http1_category (a malformed response). Must not be called on
+  /// one of the client's own loop threads (returns Errc::invalid_argument). Thread-safe.
+  Result<Response> request(Request request, const RequestOptions& options = {});
+
+  /// Shorthand for a GET of `url`.
+  Result<Response> get(std::string_view url);
+
+  /// Completion of an asynchronous request; called exactly once, on a loop thread.
+  using Callback = std::function<void(Result<Response>)>;
+
+  /// Starts a request and returns at once; `on_done` gets the response or the error. Thread-safe.
+  void request_async(Request request, RequestOptions options, Callback on_done);
+
+  /// Counters for tests, `-v` and benchmarks.
+  struct Stats {
+    std::uint64_t connections_opened = 0;  ///< TCP connections this client opened
+    std::uint64_t requests_sent = 0;       ///< requests written (retries count again)
+    std::uint64_t connection_reuses = 0;   ///< requests that went out on a pooled connection
+    std::uint64_t retries = 0;             ///< transparent retries on a fresh connection
+    std::uint64_t tls_resumptions = 0;     ///< TLS handshakes that resumed a session
+  };
+  [[nodiscard]] Stats stats() const;
+
+  /// Closes the idle connections of every origin now.
+  void close_idle_connections();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace holdfast

@@ -1,0 +1,118 @@
+// holdfast::Server: HTTP/1.1 (and later HTTP/2) over TLS or plain TCP, with a handler API.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "holdfast/http.h"
+#include "holdfast/result.h"
+#include "holdfast/socket_options.h"
+#include "holdfast/tls_options.h"
+
+namespace holdfast {
+
+/// Server timeouts against slow or vanished clients. Zero means "no limit".
+struct ServerTimeouts {
+  std::chrono::milliseconds tls_handshake{10'000};   ///< accept -> handshake done
+  std::chrono::milliseconds header_read{30'000};     ///< first byte -> request head complete (slowloris)
+  std::chrono::milliseconds body_read{60'000};       ///< longest silence inside a request body
+  std::chrono::milliseconds keepalive_idle{75'000};  ///< idle connection between requests
+  std::chrono::milliseconds write{60'000};           ///< longest stall writing a response
+};
+
+/// Server limits; exceeding one is answered with the status in brackets and a close.
+struct ServerLimits {
+  std::size_t max_start_line = 8 * 1024;       ///< request line [414 for the target, else 400]
+  std::size_t max_header_bytes = 64 * 1024;    ///< whole header section [431]
+  std::size_t max_headers = 100;               ///< header count [431]
+  std::size_t max_body = 16u << 20;            ///< request body [413]
+  std::size_t max_pipelined = 16;              ///< requests read ahead of the one being answered
+  std::size_t max_connections = 0;             ///< 0: only the process's descriptor limit
+};
+
+/// Everything a Server is configured with. Copyable plain data.
+struct ServerOptions {
+  std::string bind = "127.0.0.1";           ///< numeric address to listen on
+  std::uint16_t port = 0;                   ///< 0: the kernel picks (see Server::port())
+  std::optional<ServerTlsOptions> tls;      ///< unset: plain HTTP
+  SocketOptions socket;                     ///< applied to every accepted connection
+  ServerTimeouts timeouts;
+  ServerLimits limits;
+  std::size_t threads = 1;                  ///< event-loop threads; connections spread over them
+  bool reuse_port = false;                  ///< SO_REUSEPORT, for pre-forked workers
+  std::string server_header = "holdfast";   ///< Server: header; empty sends none
+};
+
+/// The handle a handler answers through. Copyable (all copies refer to the same exchange).
+/// Methods are thread-safe: called off the connection's loop thread they are posted to it.
+/// Calls after the connection died, or after the response is complete, do nothing.
+class ResponseWriter {
+ public:
+  /// Sends a whole response. Content-Length is set from the body.
+  void send(Response response) const;
+  /// Starts a streamed response (chunked in HTTP/1.1 unless `headers` has Content-Length).
+  void start(int status, Headers headers) const;
+  /// Sends one piece of a streamed body.
+  void write(std::string chunk) const;
+  /// Ends a streamed body.
+  void finish() const;
+  /// Runs `fn` on the connection's loop after `delay` (not at all if the connection closes first);
+  /// for handlers that answer later without a thread of their own.
+  void after(std::chrono::milliseconds delay, std::function<void(const ResponseWriter&)> fn) const;
+  /// False once the connection is gone.
+  [[nodiscard]] bool is_open() const;
+
+  struct State;  ///< internal
+  explicit ResponseWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// Called on a loop thread for every request, with the whole body read (up to limits.max_body).
+/// Must not block: answer through the writer, now or later. Pipelined requests on one connection
+/// are answered in order whatever order their handlers finish in.
+using Handler = std::function<void(const Request& request, const ResponseWriter& response)>;
+
+/// An HTTP server.
+class Server {
+ public:
+  /// Binds, listens and starts serving on `options.threads` loop threads. Errors: address
+  /// parsing, bind/listen (std::system_category, e.g. EADDRINUSE), TLS certificate/key loading
+  /// (tls_category).
+  static Result<std::unique_ptr<Server>> start(ServerOptions options, Handler handler);
+
+  /// Graceful shutdown: stop accepting, let in-flight requests finish for up to `grace`, close
+  /// idle connections at once, then close everything left. Idempotent; also run by the destructor.
+  ~Server();
+  void shutdown(std::chrono::milliseconds grace = std::chrono::seconds(30));
+
+  [[nodiscard]] std::uint16_t port() const;  ///< the bound port
+  [[nodiscard]] std::string address() const;  ///< "ip:port" bound
+
+  /// Counters for tests, `serve` and benchmarks.
+  struct Stats {
+    std::uint64_t connections_accepted = 0;
+    std::uint64_t connections_open = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t tls_handshakes = 0;
+    std::uint64_t tls_resumptions = 0;
+    std::uint64_t protocol_errors = 0;  ///< requests answered 4xx by the codec, or closed
+  };
+  [[nodiscard]] Stats stats() const;
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace holdfast
