@@ -1,0 +1,122 @@
+// Private: the TLS engine of one connection: ciphertext in, plaintext out, and the reverse; no
+// sockets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "holdfast/result.h"
+#include "tls/bio.h"
+#include "tls/context.h"
+
+struct ssl_st;
+
+namespace holdfast::tls {
+
+/// One TLS connection as a byte machine (sans-I/O): the caller moves ciphertext between the network
+/// and feed()/pending_output(), and plaintext through write()/read(). The engine owns its output:
+/// write() accepts all bytes at once (encrypted into an engine-owned queue, or held until the
+/// handshake is done), so a write is never retried with other arguments (incident 004).
+/// How records are sealed and opened behind this face (OpenSSL today) may change without callers
+/// noticing (notes/tls-record-takeover.md). Not thread-safe: one connection, one thread; distinct
+/// engines may run on distinct threads. Typical loop:
+///   start(); loop { send(pending_output()); consume_output(n); feed(received); read(...); }
+class Engine {
+ public:
+  /// A client engine on `ctx` (a client context). `server_name` is sent as SNI and verified against
+  /// the certificate; an IP literal (also "[v6]") is verified as an IP address and sends no SNI
+  /// (RFC 6066 §3). `session_key` (e.g. "https://host:port") selects the cached session to resume
+  /// and stores new ones; "" = no resumption. Errors: TlsErrc::invalid_server_name (empty while
+  /// verifying, or unusable), internal_error.
+  static Result<std::unique_ptr<Engine>> client(std::shared_ptr<const Context> ctx,
+                                                std::string_view server_name,
+                                                std::string_view session_key);
+  /// A server engine on `ctx` (a server context). Errors: internal_error.
+  static Result<std::unique_ptr<Engine>> server(std::shared_ptr<const Context> ctx);
+  /// Frees the connection; a cleanly finished one keeps its session resumable (openssl-memory.md
+  /// 6).
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Client: queues the ClientHello. Server: nothing to do until feed(). Idempotent.
+  Result<void> start();
+  /// Takes ciphertext from the network. Before the handshake is done, drives it (queuing our next
+  /// flight); a fatal error (bad certificate, alert, garbage) is returned mapped to tls_category(),
+  /// with the alert for the peer queued in pending_output(), and every later call returns it too.
+  /// After the handshake, records are opened by read().
+  Result<void> feed(std::span<const std::uint8_t> ciphertext);
+  /// Decrypts into `out` what is available now. Returns bytes written; 0 = nothing yet (or the
+  /// peer sent close_notify: see is_peer_closed()). Also processes post-handshake messages (TLS 1.3
+  /// session tickets), so call it after every feed(). Errors: a mapped fatal TLS error.
+  Result<std::size_t> read(std::span<std::uint8_t> out);
+  /// Accepts all of `plaintext`: encrypted into the output queue now, or queued until the
+  /// handshake completes. Errors: TlsErrc::closed after close(); an earlier fatal error.
+  Result<void> write(std::span<const std::uint8_t> plaintext);
+  /// True when ciphertext waits to be sent.
+  [[nodiscard]] bool has_pending_output() const { return !io_.output().empty(); }
+  /// The ciphertext to send; valid until the next non-const call.
+  [[nodiscard]] std::span<const std::uint8_t> pending_output() const { return io_.output(); }
+  /// Marks the first `n` bytes of pending_output() as sent.
+  void consume_output(std::size_t n) { io_.consume_output(n); }
+  /// Queues close_notify (after any queued plaintext; after the handshake if it is still running).
+  /// Idempotent. Errors: an earlier fatal error.
+  Result<void> close();
+
+  /// True once the handshake completed.
+  [[nodiscard]] bool is_handshake_done() const { return handshake_done_; }
+  /// True once the peer's close_notify was read.
+  [[nodiscard]] bool is_peer_closed() const { return peer_closed_; }
+  /// True when read() may return data without more input (unprocessed ciphertext, or decrypted
+  /// bytes held inside the TLS library).
+  [[nodiscard]] bool has_buffered_plaintext() const;
+
+  /// Negotiated ALPN protocol, "" if none. Valid while the engine lives.
+  [[nodiscard]] std::string_view alpn() const;
+  /// Protocol version, e.g. "TLSv1.3"; "" before the handshake is done.
+  [[nodiscard]] std::string_view version() const;
+  /// Cipher suite, e.g. "TLS_AES_256_GCM_SHA384"; "" before the handshake is done.
+  [[nodiscard]] std::string_view cipher() const;
+  /// True when the handshake resumed a session.
+  [[nodiscard]] bool is_session_reused() const;
+  /// The peer certificate's subject (RFC 2253 form, e.g. "CN=localhost"); "" if none.
+  [[nodiscard]] std::string peer_subject() const;
+
+  /// Idle memory: when nothing is pending in either direction, frees OpenSSL's record buffers
+  /// (SSL_free_buffers) and releases the engine's own queues to zero capacity. Otherwise does
+  /// nothing. Call whenever the connection goes idle; the connection keeps working.
+  void release_buffers();
+  /// Call when the transport hit EOF (after reading everything). Returns: ok if close_notify was
+  /// received or we closed first; TlsErrc::handshake_truncated during the handshake;
+  /// TlsErrc::peer_closed_without_close_notify otherwise (a possible truncation attack); or the
+  /// earlier fatal error.
+  std::error_code on_transport_eof();
+
+ private:
+  Engine(std::shared_ptr<const Context> ctx, ssl_st* ssl);
+  Result<void> drive_handshake();
+  Result<void> after_handshake();
+  Result<void> flush_plaintext();
+  Result<void> send_close_notify();
+  Unexpected fail_with(std::error_code ec);
+
+  std::shared_ptr<const Context> ctx_;
+  ssl_st* ssl_;
+  ByteQueues io_;
+  std::vector<std::uint8_t> plain_out_;  // plaintext accepted but not yet encrypted
+  std::size_t plain_out_pos_ = 0;
+  std::string session_key_;  // SSL app data points here (read by the session-cache callback)
+  std::error_code failed_;
+  bool handshake_done_ = false;
+  bool peer_closed_ = false;
+  bool close_requested_ = false;
+  bool close_sent_ = false;
+};
+
+}  // namespace holdfast::tls
