@@ -49,6 +49,7 @@ struct ConnectionInfo {
   std::string tls_cipher;
   std::string alpn;
   bool tls_resumed = false;
+  std::chrono::steady_clock::time_point tcp_connected{};  ///< when TCP connect completed (client)
 };
 
 /// A connection's byte stream. Writes are accepted whole and queued: the caller never retries a
@@ -86,6 +87,10 @@ class Transport {
   [[nodiscard]] virtual const ConnectionInfo& info() const = 0;
   /// The descriptor (for socket-level tests and TCP_INFO); -1 once closed.
   [[nodiscard]] virtual int fd() const = 0;
+  /// After on_peer_closed(): the error an EOF without TLS close_notify means (a possible
+  /// truncation), or no error (clean close, or plain TCP). The HTTP layer decides whether it matters
+  /// (it does for a close-delimited body).
+  [[nodiscard]] virtual std::error_code eof_error() const = 0;
   /// Replaces the handler (e.g. when a pooled connection is handed to a new owner).
   virtual void set_handler(TransportHandler* handler) = 0;
 };

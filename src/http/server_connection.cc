@@ -1,0 +1,491 @@
+// ServerConnection, reading side: requests parsed off the transport, timeouts, lifecycle.
+#include "http/server_connection.h"
+
+#include <charconv>
+#include <utility>
+
+#include "holdfast/http1_error.h"
+#include "http1/serializer.h"
+
+namespace holdfast::http {
+namespace {
+
+}  // namespace
+
+/// One pending after() call: an embedded timer and the function to run.
+struct ServerConnection::AfterTask {
+  AfterTask(event::TimerWheel& wheel, std::shared_ptr<State> s,
+            std::function<void(const ResponseWriter&)> f)
+      : timer(wheel, [this] { fire(); }), state(std::move(s)), fn(std::move(f)) {}
+
+  void fire() {
+    running = true;
+    auto f = std::move(fn);
+    fn = nullptr;
+    f(ResponseWriter(state));
+    running = false;
+    fired = true;
+  }
+
+  event::Timer timer;
+  std::shared_ptr<State> state;
+  std::function<void(const ResponseWriter&)> fn;
+  AfterTask* next = nullptr;
+  bool running = false;
+  bool fired = false;
+};
+
+ServerConnection::ServerConnection(ServerLoopContext& context)
+    : context_(context),
+      read_timer_(context.loop().timers(), [this] { on_read_timeout(); }),
+      write_timer_(context.loop().timers(), [this] { on_write_timeout(); }) {}
+
+ServerConnection::~ServerConnection() {
+  // Normally closed (and retired) already; not when the transport could not be created.
+  closed_ = true;
+  read_timer_.cancel();
+  write_timer_.cancel();
+  release_exchanges();
+  reap_after_tasks(true);
+}
+
+void ServerConnection::start(std::unique_ptr<transport::Transport> transport) {
+  transport_ = std::move(transport);
+  // Before the first request the keep-alive idle timeout applies: a connection that never
+  // sends a byte is an idle one. The header timeout starts with the first byte.
+  arm_read_timer(context_.config().timeouts.keepalive_idle);
+}
+
+// ---- TransportHandler ----
+
+void ServerConnection::on_connected() {
+  if (context_.config().tls && transport_) {
+    auto& counters = context_.config().counters;
+    counters.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (transport_->info().tls_resumed) {
+      counters.tls_resumptions.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void ServerConnection::on_data(std::span<const std::uint8_t> data) {
+  if (closed_ || read_phase_ == ReadPhase::lingering || read_phase_ == ReadPhase::stopped) {
+    return;  // discarded: a close is under way
+  }
+  if (read_phase_ == ReadPhase::body) {
+    arm_read_timer(context_.config().timeouts.body_read);  // the longest silence in a body
+  }
+  if (paused_ || !input_.empty()) {
+    input_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    if (!paused_) {
+      drain_input();
+    }
+    return;
+  }
+  const std::size_t used = parse(data);
+  if (!closed_ && used < data.size() && read_phase_ != ReadPhase::stopped &&
+      read_phase_ != ReadPhase::lingering) {
+    auto rest = data.subspan(used);
+    input_.assign(reinterpret_cast<const char*>(rest.data()), rest.size());
+  }
+  update_idle();
+}
+
+void ServerConnection::on_drained() {
+  write_timer_.cancel();
+  if (closed_) {
+    return;
+  }
+  if (read_phase_ == ReadPhase::lingering) {
+    if (peer_closed_ || context_.is_draining()) {
+      close();
+    } else if (!read_timer_.is_armed()) {
+      read_timer_.arm(kLingerTimeout);
+    }
+    return;
+  }
+  update_idle();
+}
+
+void ServerConnection::on_peer_closed() {
+  peer_closed_ = true;
+  if (closed_) {
+    return;
+  }
+  if (read_phase_ == ReadPhase::lingering) {
+    if (transport_->pending_output() == 0) {
+      close();
+    }
+    return;
+  }
+  // A request cut short can never be answered: forget it (its handler never ran). Requests read
+  // in full are still answered (the client may have half-closed after sending them).
+  if (reading_ != nullptr) {
+    State* dropped = reading_;
+    reading_ = nullptr;
+    dropped->connection = nullptr;
+    dropped->open.store(false, std::memory_order_relaxed);
+    if (head_.get() == dropped) {
+      head_.reset();
+      tail_ = nullptr;
+    } else {
+      State* prev = head_.get();
+      while (prev->next.get() != dropped) {
+        prev = prev->next.get();
+      }
+      prev->next.reset();
+      tail_ = prev;
+    }
+    --queued_;
+  }
+  stop_reading();
+  if (!head_) {
+    close();
+    return;
+  }
+  tail_->close_after = true;
+}
+
+void ServerConnection::on_error(std::error_code) { close(); }
+
+// ---- ParserHandler ----
+
+void ServerConnection::on_request_line(std::string_view method, std::string_view target,
+                                       int version_minor) {
+  Request& r = reading_->request;
+  r.method.assign(method);
+  r.url.assign(target);
+  r.version = version_minor == 0 ? HttpVersion::http1_0 : HttpVersion::http1_1;
+}
+
+void ServerConnection::on_header(std::string_view name, std::string_view value) {
+  reading_->request.headers.add(std::string(name), std::string(value));
+}
+
+http1::ParserHandler::BodyMode ServerConnection::on_headers_complete() {
+  State& s = *reading_;
+  read_phase_ = ReadPhase::body;
+  arm_read_timer(context_.config().timeouts.body_read);
+  s.keep_alive = parser_->keep_alive();
+  s.head_request = s.request.method == "HEAD";
+  // The parser validated Content-Length (1*DIGIT, no duplicates): refuse a body over the limit
+  // before reading it, and before inviting it with 100 Continue (RFC 9110 §10.1.1).
+  if (auto cl = s.request.headers.get("Content-Length")) {
+    std::uint64_t length = 0;
+    std::from_chars(cl->data(), cl->data() + cl->size(), length);
+    if (length > context_.config().limits.max_body) {
+      body_too_large_ = true;
+      return BodyMode::normal;
+    }
+  }
+  if (parser_->expects_continue() && s.request.version == HttpVersion::http1_1) {
+    s.expects_continue = true;
+    send_continue(s);
+  }
+  return BodyMode::normal;
+}
+
+void ServerConnection::on_body(std::span<const std::uint8_t> data) {
+  if (body_too_large_) {
+    return;
+  }
+  State& s = *reading_;
+  if (s.body_bytes + data.size() > context_.config().limits.max_body) {
+    body_too_large_ = true;  // a chunked body grew over the limit
+    return;
+  }
+  s.body_bytes += data.size();
+  s.request.body.append(reinterpret_cast<const char*>(data.data()), data.size());
+}
+
+void ServerConnection::on_message_complete() { message_complete_ = true; }
+
+// ---- Reading ----
+
+std::size_t ServerConnection::parse(std::span<const std::uint8_t> data) {
+  std::size_t off = 0;
+  processing_ = true;
+  while (off < data.size() && !closed_) {
+    if (read_phase_ == ReadPhase::stopped || read_phase_ == ReadPhase::lingering) {
+      off = data.size();  // nothing more is read on this connection
+      break;
+    }
+    if (reading_ == nullptr) {
+      if (!can_start_request()) {
+        // Pipelining bound (limits.max_pipelined): stop reading until answers go out; the kernel's
+        // receive window then pushes back on the client.
+        if (!paused_) {
+          paused_ = true;
+          transport_->pause_reading();
+        }
+        break;
+      }
+      begin_request();
+    }
+    auto fed = parser_->feed(data.subspan(off));
+    if (!fed) {
+      const int status = suggested_status(fed.error());
+      reject(*reading_, status == 0 ? 400 : status);
+      off = data.size();
+      break;
+    }
+    off += *fed;
+    if (body_too_large_) {
+      reject(*reading_, 413);
+      off = data.size();
+      break;
+    }
+    if (!message_complete_) {
+      break;  // the parser needs more bytes; keep the rest for the next read
+    }
+    message_complete_ = false;
+    if (parser_->is_upgrade()) {
+      // No protocol switch is offered: CONNECT and the HTTP/2 preface (PRI) are refused; an
+      // Upgrade header is ignored (RFC 9110 §7.8: the server may) and HTTP/1.1 goes on.
+      const auto& method = reading_->request.method;
+      if (method == "CONNECT" || method == "PRI") {
+        reject(*reading_, 501);
+        off = data.size();
+        break;
+      }
+      parser_->reset();
+    }
+    dispatch();
+  }
+  processing_ = false;
+  return off;
+}
+
+void ServerConnection::drain_input() {
+  if (processing_ || closed_ || input_.empty()) {
+    return;
+  }
+  std::string buffered = std::move(input_);
+  input_.clear();
+  auto bytes = std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(buffered.data()), buffered.size());
+  const std::size_t used = parse(bytes);
+  if (!closed_ && used < buffered.size() && read_phase_ != ReadPhase::stopped &&
+      read_phase_ != ReadPhase::lingering) {
+    buffered.erase(0, used);
+    buffered.append(input_);  // anything that arrived while parsing (nothing, normally)
+    input_ = std::move(buffered);
+  }
+  // A partial head larger than the limits would allow cannot become valid: the parser keeps
+  // refusing to consume it, so bound the buffer here (RFC 9112 §2.3 lets servers limit heads).
+  const auto& limits = context_.config().limits;
+  if (!closed_ && reading_ != nullptr && read_phase_ == ReadPhase::head &&
+      input_.size() > limits.max_start_line + limits.max_header_bytes + 4) {
+    reject(*reading_, 431);
+  }
+}
+
+bool ServerConnection::can_start_request() const {
+  return !closed_ && !no_more_requests_ && queued_ <= context_.config().limits.max_pipelined;
+}
+
+void ServerConnection::begin_request() {
+  auto state = std::make_shared<State>();
+  state->loop = context_.handle();
+  state->connection = this;
+  if (tail_ == nullptr) {
+    head_ = state;
+  } else {
+    tail_->next = state;
+  }
+  tail_ = state.get();
+  reading_ = state.get();
+  ++queued_;
+  if (!parser_) {
+    const auto& limits = context_.config().limits;
+    parser_ = std::make_unique<http1::Parser>(
+        http1::MessageKind::request, *this,
+        http1::ParserLimits{limits.max_start_line, limits.max_header_bytes, limits.max_headers});
+  }
+  body_too_large_ = false;
+  message_complete_ = false;
+  read_phase_ = ReadPhase::head;
+  // Slowloris: the whole head must arrive within header_read of its first byte (not re-armed
+  // as bytes trickle in).
+  arm_read_timer(context_.config().timeouts.header_read);
+}
+
+void ServerConnection::dispatch() {
+  std::shared_ptr<State> state = reading_->shared_from_this();
+  reading_ = nullptr;
+  read_phase_ = ReadPhase::idle;
+  read_timer_.cancel();
+  state->phase = State::Phase::handling;
+  context_.config().counters.requests.fetch_add(1, std::memory_order_relaxed);
+  // RFC 9112 §9.6: after a request with "close" (or an HTTP/1.0 one without keep-alive) the
+  // server reads no further request on the connection.
+  if (!state->keep_alive || no_more_requests_ || context_.is_draining()) {
+    state->close_after = true;
+    stop_reading();
+  }
+  context_.config().handler(state->request, ResponseWriter(state));
+}
+
+void ServerConnection::reject(State& state, int status) {
+  context_.config().counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  reading_ = nullptr;
+  state.phase = State::Phase::handling;
+  state.keep_alive = false;
+  state.close_after = true;
+  stop_reading();
+  Response response;
+  response.status = status;
+  response.headers.add("Content-Type", "text/plain");
+  response.body = std::to_string(status) + " " + std::string(http1::reason_phrase(status)) + "\n";
+  send(state, std::move(response));
+}
+
+void ServerConnection::stop_reading() {
+  no_more_requests_ = true;
+  if (read_phase_ != ReadPhase::lingering) {
+    read_phase_ = ReadPhase::stopped;
+  }
+  read_timer_.cancel();
+  std::string().swap(input_);
+  if (!paused_ && transport_) {
+    paused_ = true;
+    transport_->pause_reading();
+  }
+}
+
+void ServerConnection::maybe_resume_reading() {
+  if (!paused_ || closed_ || no_more_requests_ || !can_start_request()) {
+    return;
+  }
+  paused_ = false;
+  transport_->resume_reading();
+  drain_input();  // requests already received wait in input_ (no-op while parsing: the loop goes on)
+}
+
+void ServerConnection::arm_read_timer(std::chrono::milliseconds after) {
+  if (after.count() > 0) {
+    read_timer_.arm(after);
+  } else {
+    read_timer_.cancel();
+  }
+}
+
+void ServerConnection::on_read_timeout() {
+  switch (read_phase_) {
+    case ReadPhase::head:
+    case ReadPhase::body:
+      // RFC 9110 §15.5.9: 408, then close. Queued behind earlier answers like any response.
+      reject(*reading_, 408);
+      return;
+    case ReadPhase::idle:       // keep-alive timeout: close quietly
+    case ReadPhase::lingering:  // the client did not close after our last response
+    case ReadPhase::stopped:
+      close();
+      return;
+  }
+}
+
+void ServerConnection::on_write_timeout() {
+  const std::size_t pending = transport_ ? transport_->pending_output() : 0;
+  if (pending == 0) {
+    return;
+  }
+  if (pending < write_mark_) {
+    write_mark_ = pending;  // the client reads, slowly: give it another period
+    write_timer_.arm(context_.config().timeouts.write);
+    return;
+  }
+  close();  // no byte left the queue for a whole period: a stalled or vanished reader
+}
+
+void ServerConnection::update_idle() {
+  if (closed_ || head_ || reading_ != nullptr || !input_.empty() ||
+      read_phase_ != ReadPhase::idle || transport_->pending_output() > 0) {
+    return;
+  }
+  if (context_.is_draining()) {
+    close();  // graceful shutdown closes idle connections at once
+    return;
+  }
+  // Idle: keep nothing that can be rebuilt on the next request.
+  parser_.reset();
+  std::string().swap(input_);
+  transport_->release_idle_memory();
+  reap_after_tasks(false);
+  arm_read_timer(context_.config().timeouts.keepalive_idle);
+}
+
+void ServerConnection::drain() {
+  if (closed_) {
+    return;
+  }
+  if (!head_ && reading_ == nullptr && input_.empty()) {
+    close();
+    return;
+  }
+  no_more_requests_ = true;
+  if (reading_ == nullptr) {
+    stop_reading();
+  }
+  if (tail_ != nullptr) {
+    tail_->close_after = true;  // the last request already begun is the last one answered
+  }
+  update_idle();
+}
+
+void ServerConnection::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  read_timer_.cancel();
+  write_timer_.cancel();
+  release_exchanges();
+  for (AfterTask* t = after_; t != nullptr; t = t->next) {
+    t->timer.cancel();
+  }
+  std::string().swap(input_);
+  if (transport_) {
+    transport_->close();
+  }
+  context_.retire(this);
+}
+
+void ServerConnection::release_exchanges() {
+  // Iteratively, so a long queue does not recurse through shared_ptr destructors.
+  for (auto s = std::move(head_); s;) {
+    s->connection = nullptr;
+    s->open.store(false, std::memory_order_relaxed);
+    s = std::move(s->next);
+  }
+  tail_ = nullptr;
+  reading_ = nullptr;
+  queued_ = 0;
+}
+
+void ServerConnection::after(const std::shared_ptr<State>& state, std::chrono::milliseconds delay,
+                             std::function<void(const ResponseWriter&)> fn) {
+  if (closed_) {
+    return;
+  }
+  reap_after_tasks(false);
+  auto* task = new AfterTask(context_.loop().timers(), state, std::move(fn));
+  task->next = after_;
+  after_ = task;
+  task->timer.arm(delay);
+}
+
+void ServerConnection::reap_after_tasks(bool all) {
+  AfterTask** link = &after_;
+  while (*link != nullptr) {
+    AfterTask* t = *link;
+    if (all || (t->fired && !t->running)) {
+      *link = t->next;
+      delete t;
+    } else {
+      link = &t->next;
+    }
+  }
+}
+
+}  // namespace holdfast::http
