@@ -26,8 +26,9 @@ bool is_connection_failure(std::error_code ec) {
   if (ec.category() == std::system_category()) {
     return true;  // ECONNRESET, EPIPE, ...
   }
+  // user_timeout / keepalive_lost: the path silently dropped the (reused) connection.
   return ec == Errc::connection_closed || ec == Errc::closed_before_response ||
-         ec == Errc::protocol_error;
+         ec == Errc::protocol_error || ec == Errc::user_timeout || ec == Errc::keepalive_lost;
 }
 
 }  // namespace

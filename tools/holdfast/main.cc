@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_command.h"
 #include "request_command.h"
 #include "serve_command.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   holdfast::cli::ServeFlags serve_flags;
   holdfast::cli::add_request_commands(app, get_flags, request_flags);
   holdfast::cli::add_serve_command(app, serve_flags);
+  holdfast::cli::add_bench_command(app);  // runs and exits from its own callback
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,12 +38,7 @@ void add_common_flags(CLI::App& cmd, RequestFlags& f) {
   cmd.add_flag("-s,--silent", f.silent, "no error messages");
   cmd.add_flag("-S,--show-error", f.show_error, "error messages even with -s");
   cmd.add_flag("-f,--fail", f.fail, "exit 22 without output when the status is >= 400");
-  cmd.add_option("--keepalive-idle", f.keepalive_idle, "TCP keep-alive idle time in SECONDS")
-      ->check(CLI::Range(1, 32767));
-  cmd.add_flag("--no-keepalive", f.no_keepalive, "disable TCP keep-alive");
-  cmd.add_option("--user-timeout", f.user_timeout,
-                 "TCP_USER_TIMEOUT in SECONDS (0: the kernel's default)")
-      ->check(CLI::NonNegativeNumber);
+  add_socket_flags(cmd, f.socket);
 }
 
 // Rounds up so that a tiny positive value never becomes 0, which means "no limit".
@@ -105,13 +100,7 @@ ClientOptions client_options(const RequestFlags& f, bool buffered) {
     options.timeouts.tls_handshake = limit;
   }
   options.timeouts.deadline = to_ms(f.max_time);
-  if (f.keepalive_idle) {
-    options.socket.keepalive_idle = std::chrono::seconds(*f.keepalive_idle);
-  }
-  options.socket.keepalive = !f.no_keepalive;
-  if (f.user_timeout) {
-    options.socket.user_timeout = to_ms(*f.user_timeout);
-  }
+  apply_socket_flags(f.socket, options.socket);
   // With -i or --fail the body is held until the head is known; allow up to 1 GiB then.
   options.max_response_body = buffered ? (std::size_t{1} << 30) : options.max_response_body;
   options.threads = 1;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "socket_flags.h"
+
 namespace CLI {
 class App;
 }
@@ -28,9 +30,7 @@ struct RequestFlags {
   bool silent = false;                 ///< -s
   bool show_error = false;             ///< -S: error messages even with -s
   bool fail = false;                   ///< --fail
-  std::optional<int> keepalive_idle;   ///< --keepalive-idle seconds
-  bool no_keepalive = false;           ///< --no-keepalive
-  std::optional<double> user_timeout;  ///< --user-timeout seconds
+  SocketFlags socket;                  ///< --keepalive-*, --no-keepalive, --user-timeout
 };
 
 /// Adds the `get` and `request` subcommands to `app`; they store into `get_flags` /

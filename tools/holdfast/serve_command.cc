@@ -107,6 +107,7 @@ void add_serve_command(CLI::App& app, ServeFlags& f) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   serve->add_flag("--access-log", f.access_log, "log one line per request on stderr");
+  add_socket_flags(*serve, f.socket);
 }
 
 int run_serve(const ServeFlags& f) {
@@ -127,6 +128,7 @@ int run_serve(const ServeFlags& f) {
   options.bind = f.bind;
   options.port = f.port;
   options.threads = f.threads;
+  apply_socket_flags(f.socket, options.socket);
   std::string fingerprint;
   if (const int code = configure_tls(f, options, fingerprint); code != 0) {
     return code;
