@@ -66,6 +66,10 @@ struct RequestOptions {
 ///
 /// Threads: the client runs `threads` event loops on its own threads, started on first use.
 /// Callbacks (BodySource, BodySink, async completion) run on those threads and must not block.
+///
+/// fork(): after fork(), the first use in the child closes the inherited connections silently
+/// (no byte written: the parent's are untouched) and restarts the loop threads. Do not fork from
+/// one of the client's own callbacks (docs/fork.md).
 class Client {
  public:
   explicit Client(ClientOptions options = {});

@@ -10,11 +10,11 @@
 namespace holdfast::client {
 
 struct Pool::Origin {
-  Url url;                           // scheme, host, port of the origin (target unused)
-  std::vector<Pooled*> idle;         // most recently used last: reuse is LIFO (warmest first)
-  std::deque<Exchange*> waiting;     // exchanges waiting for a connection, in arrival order
-  std::size_t open = 0;              // connections open or being opened
-  std::size_t connecting = 0;        // of those, not yet ready for a first request
+  Url url;                        // scheme, host, port of the origin (target unused)
+  std::vector<Pooled*> idle;      // most recently used last: reuse is LIFO (warmest first)
+  std::deque<Exchange*> waiting;  // exchanges waiting for a connection, in arrival order
+  std::size_t open = 0;           // connections open or being opened
+  std::size_t connecting = 0;     // of those, not yet ready for a first request
 };
 
 struct Pool::Pooled {
@@ -27,8 +27,8 @@ struct Pool::Pooled {
   bool ready_once = false;
 };
 
-Pool::Pool(event::Loop& loop, const ClientOptions& options,
-           std::shared_ptr<const tls::Context> tls, SharedStats& stats)
+Pool::Pool(event::Loop& loop, const ClientOptions& options, std::shared_ptr<const tls::Context> tls,
+           SharedStats& stats)
     : loop_(loop),
       options_(options),
       tls_(std::move(tls)),
@@ -151,6 +151,7 @@ void Pool::on_resolved(Origin& origin, Result<std::vector<net::SocketAddress>> a
     give_up(addresses ? make_error_code(Errc::host_not_found) : addresses.error());
     return;
   }
+  const auto resolved = std::chrono::steady_clock::now();
   transport::ConnectParams params;
   params.address = addresses->front();
   params.socket = options_.socket;
@@ -165,7 +166,7 @@ void Pool::on_resolved(Origin& origin, Result<std::vector<net::SocketAddress>> a
     return;
   }
   auto pooled = std::make_unique<Pooled>(*this, origin);
-  pooled->phases = {started, std::chrono::steady_clock::now()};
+  pooled->phases = {started, resolved};
   pooled->connection = http::make_http1_client_connection(std::move(*t), this);
   stats_.connections_opened.fetch_add(1, std::memory_order_relaxed);
   connections_.emplace(pooled->connection.get(), std::move(pooled));
@@ -265,6 +266,13 @@ void Pool::close_idle() {
       pooled->connection->close();
       on_connection_closed(pooled->connection.get(), {});
     }
+  }
+}
+
+void Pool::abandon_all() {
+  closing_ = true;
+  for (auto& [raw, pooled] : connections_) {
+    pooled->connection->abandon();
   }
 }
 

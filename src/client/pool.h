@@ -114,6 +114,11 @@ class Pool final : public http::ConnectionOwner {
   void close_all();
   /// Closes the idle connections.
   void close_idle();
+  /// Fork safety, in a child on the pool inherited from the parent: closes every connection's
+  /// descriptor without a write, close_notify or shutdown() (Transport::abandon()), so the
+  /// parent's connections are untouched, and refuses new work. The pool must then be leaked, not
+  /// destroyed (its exchanges belong to the parent's callers; docs/fork.md).
+  void abandon_all();
 
   void adopt(std::unique_ptr<Exchange> exchange);
   void release(Exchange* exchange);
