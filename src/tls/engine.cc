@@ -72,18 +72,13 @@ Engine::~Engine() {
 Result<std::unique_ptr<Engine>> Engine::client(std::shared_ptr<const Context> ctx,
                                                std::string_view server_name,
                                                std::string_view session_key) {
-  if (!ctx || ctx->is_server()) {
-    return fail(TlsErrc::internal_error);
+  auto created = create(std::move(ctx), /*server=*/false);
+  if (!created) {
+    return created;
   }
+  std::unique_ptr<Engine> engine = std::move(*created);
+  SSL* ssl = engine->ssl_;
   ErrorQueueGuard guard;
-  SSL* ssl = SSL_new(ctx->native());
-  if (ssl == nullptr) {
-    return fail(TlsErrc::internal_error);
-  }
-  std::unique_ptr<Engine> engine(new Engine(std::move(ctx), ssl));
-  if (SSL_get_rbio(ssl) == nullptr) {
-    return fail(TlsErrc::internal_error);
-  }
   SSL_set_connect_state(ssl);
   HOLDFAST_TRY(set_server_name(ssl, server_name, engine->ctx_->verifies_peer()));
   engine->session_key_ = std::string(session_key);
@@ -98,7 +93,15 @@ Result<std::unique_ptr<Engine>> Engine::client(std::shared_ptr<const Context> ct
 }
 
 Result<std::unique_ptr<Engine>> Engine::server(std::shared_ptr<const Context> ctx) {
-  if (!ctx || !ctx->is_server()) {
+  auto created = create(std::move(ctx), /*server=*/true);
+  if (created) {
+    SSL_set_accept_state((*created)->ssl_);
+  }
+  return created;
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Context> ctx, bool server) {
+  if (!ctx || ctx->is_server() != server) {
     return fail(TlsErrc::internal_error);
   }
   ErrorQueueGuard guard;
@@ -110,7 +113,6 @@ Result<std::unique_ptr<Engine>> Engine::server(std::shared_ptr<const Context> ct
   if (SSL_get_rbio(ssl) == nullptr) {
     return fail(TlsErrc::internal_error);
   }
-  SSL_set_accept_state(ssl);
   return engine;
 }
 

@@ -100,6 +100,8 @@ class Engine {
 
  private:
   Engine(std::shared_ptr<const Context> ctx, ssl_st* ssl);
+  /// The part client() and server() share: checks the context's role, makes the SSL and its BIO.
+  static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Context> ctx, bool server);
   Result<void> drive_handshake();
   Result<void> after_handshake();
   Result<void> flush_plaintext();

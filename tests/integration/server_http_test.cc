@@ -27,18 +27,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::echo;
 using testing::get;
 using testing::RawClient;
 using testing::RawResponse;
 using testing::start;
 using testing::text;
 
-// Echoes the method, target and body: "GET /x body".
-void echo(const Request& request, const ResponseWriter& w) {
-  Response r;
-  r.body = request.method + " " + request.url + " " + request.body;
-  w.send(std::move(r));
-}
 
 TEST(ServerHttp, KeepAliveServesManyRequestsOnOneConnection) {
   auto server = start(echo);

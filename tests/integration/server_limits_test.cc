@@ -27,15 +27,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::echo;
 using testing::get;
 using testing::RawClient;
 using testing::RawResponse;
 using testing::start;
 using testing::text;
 
-void echo(const Request& request, const ResponseWriter& w) {
-  w.send(text(request.method + " " + request.url + " " + request.body));
-}
 
 // Sends `request` on a fresh connection; expects `status`, then the server's close.
 void expect_rejected(Server& server, const std::string& request, int status) {

@@ -196,4 +196,9 @@ inline std::unique_ptr<Server> start(Handler handler, ServerOptions options = {}
   return server ? std::move(*server) : nullptr;
 }
 
+// Echoes the method, target and body: "GET /x body".
+inline void echo(const Request& request, const ResponseWriter& w) {
+  w.send(text(request.method + " " + request.url + " " + request.body));
+}
+
 }  // namespace holdfast::testing
