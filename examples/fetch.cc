@@ -9,9 +9,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s URL [CA-FILE]\n", argv[0]);
     return 2;
   }
-  holdfast::ClientOptions options;      // keep-alive on, verification on, pooled connections
+  holdfast::ClientOptions options;  // keep-alive on, verification on, pooled connections
   if (argc > 2) {
-    options.tls.ca_file = argv[2];      // trust a private CA (e.g. holdfast serve --write-cert)
+    options.tls.ca_file = argv[2];  // trust a private CA (e.g. holdfast serve --write-cert)
   }
   holdfast::Client client(options);
   auto response = client.get(argv[1]);

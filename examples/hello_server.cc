@@ -36,7 +36,7 @@ int main() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   int sig = 0;
-  sigwait(&set, &sig);            // until Ctrl-C
-  (*server)->shutdown();          // graceful: finish in-flight requests
+  sigwait(&set, &sig);    // until Ctrl-C
+  (*server)->shutdown();  // graceful: finish in-flight requests
   return 0;
 }

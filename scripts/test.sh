@@ -5,7 +5,7 @@
 # Switches (environment):
 #   HOLDFAST_SKIP_LINT=1        skip the static checks (layers, clang-format, clang-tidy)
 #   HOLDFAST_TIDY=0             skip clang-tidy only
-#   HOLDFAST_FORMAT_STRICT=1    fail on files clang-format would change (default 0: report only)
+#   HOLDFAST_FORMAT_STRICT=1    fail on files clang-format would change (default 1; 0: report only)
 #   HOLDFAST_TIDY_STRICT=1      fail on clang-tidy warnings (default 0: report only)
 #   HOLDFAST_SKIP_ASAN=1        skip the ASan+UBSan build and run
 #   HOLDFAST_SKIP_FUZZ=1        skip the fuzz build and smoke
@@ -81,8 +81,8 @@ check_format() {
     echo "  needs clang-format: $f"
   done
   [[ ${#bad[@]} -eq 0 ]] && return 0
-  [[ ${HOLDFAST_FORMAT_STRICT:-0} == 1 ]] && return 1
-  echo "(report-only: set HOLDFAST_FORMAT_STRICT=1 to fail on these)"
+  [[ ${HOLDFAST_FORMAT_STRICT:-1} == 1 ]] && return 1
+  echo "(report-only: HOLDFAST_FORMAT_STRICT=0)"
   return 2
 }
 

@@ -19,7 +19,8 @@ namespace holdfast {
 
 /// Client timeouts. Zero means "no limit". The defaults never cut a live server that is slow to
 /// answer (a response may take 30 minutes); a dead or silently dropped path is still reported
-/// within about 2 minutes by TCP keep-alive and TCP_USER_TIMEOUT (SocketOptions, docs/keepalive.md).
+/// within about 2 minutes by TCP keep-alive and TCP_USER_TIMEOUT (SocketOptions,
+/// docs/keepalive.md).
 struct ClientTimeouts {
   std::chrono::milliseconds dns{10'000};            ///< name resolution
   std::chrono::milliseconds connect{30'000};        ///< TCP connect
@@ -32,20 +33,20 @@ struct ClientTimeouts {
 /// Connection-pool limits. A connection is reused only for the same scheme, host, port and TLS
 /// options (the origin key).
 struct PoolOptions {
-  std::size_t max_per_origin = 256;        ///< open connections per origin (requests queue beyond)
-  std::size_t max_total = 16'384;          ///< open connections in the whole client
-  std::size_t max_idle_per_origin = 64;    ///< idle connections kept per origin
+  std::size_t max_per_origin = 256;      ///< open connections per origin (requests queue beyond)
+  std::size_t max_total = 16'384;        ///< open connections in the whole client
+  std::size_t max_idle_per_origin = 64;  ///< idle connections kept per origin
   std::chrono::milliseconds idle_timeout{90'000};  ///< an idle connection is closed after this
   std::chrono::milliseconds queue_timeout{0};      ///< longest wait for a pool slot; 0: no limit
 };
 
 /// Everything a Client is configured with. Copyable plain data.
 struct ClientOptions {
-  SocketOptions socket;                    ///< applied to every connection (keep-alive ON)
-  ClientTlsOptions tls;                    ///< verification ON by default
+  SocketOptions socket;  ///< applied to every connection (keep-alive ON)
+  ClientTlsOptions tls;  ///< verification ON by default
   ClientTimeouts timeouts;
   PoolOptions pool;
-  std::size_t threads = 1;                 ///< event-loop threads; connections spread over them
+  std::size_t threads = 1;                    ///< event-loop threads; connections spread over them
   std::size_t max_response_body = 64u << 20;  ///< buffered bodies larger than this fail
   bool retry = true;  ///< retry on a fresh connection when that is safe (see Client::request)
   std::string user_agent = "holdfast/0.1";  ///< sent unless the request has its own User-Agent

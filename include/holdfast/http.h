@@ -78,8 +78,8 @@ struct Request {
   std::string method = "GET";
   std::string url;
   Headers headers;
-  std::string body;        ///< the body, unless body_source is set
-  BodySource body_source;  ///< client: stream the body instead of `body`
+  std::string body;                            ///< the body, unless body_source is set
+  BodySource body_source;                      ///< client: stream the body instead of `body`
   HttpVersion version = HttpVersion::http1_1;  ///< server: the version the request came with
 };
 
@@ -102,11 +102,11 @@ struct Timings {
 /// An HTTP response. `body` holds the body unless the client streamed it into a BodySink.
 struct Response {
   int status = 200;
-  std::string reason;      ///< empty: the standard phrase for `status` is sent
+  std::string reason;  ///< empty: the standard phrase for `status` is sent
   Headers headers;
   std::string body;
   HttpVersion version = HttpVersion::http1_1;
-  Timings timings;         ///< client only
+  Timings timings;  ///< client only
 };
 
 }  // namespace holdfast

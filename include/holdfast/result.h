@@ -1,4 +1,5 @@
-// Result<T>: a value or a std::error_code, with std::expected's member names (g++ 12 lacks <expected>).
+// Result<T>: a value or a std::error_code, with std::expected's member names (g++ 12 lacks
+// <expected>).
 #pragma once
 
 #include <cassert>
@@ -17,9 +18,7 @@ struct Unexpected {
 /// Shorthand: `return fail(Errc::timed_out);` for any enum registered as an error-code enum.
 template <typename E>
   requires std::is_error_code_enum_v<E>
-[[nodiscard]] inline Unexpected fail(E e) {
-  return Unexpected{make_error_code(e)};
-}
+[[nodiscard]] inline Unexpected fail(E e) { return Unexpected{make_error_code(e)}; }
 [[nodiscard]] inline Unexpected fail(std::error_code ec) { return Unexpected{ec}; }
 
 /// A value of type T, or the error_code that explains why there is none.
@@ -31,10 +30,10 @@ class [[nodiscard]] Result {
   using value_type = T;
 
   Result(const T& v) : state_(v) {}  // NOLINT(google-explicit-constructor): mirrors std::expected
-  Result(T&& v) : state_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  Result(T&& v) : state_(std::move(v)) {}   // NOLINT(google-explicit-constructor)
   Result(Unexpected u) : state_(u.code) {}  // NOLINT(google-explicit-constructor)
   template <typename U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
+    requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::remove_cvref_t<U>, T> &&
              !std::is_same_v<std::remove_cvref_t<U>, Unexpected> &&
              !std::is_same_v<std::remove_cvref_t<U>, Result>)
   Result(U&& v) : state_(std::in_place_index<0>, std::forward<U>(v)) {}  // NOLINT
@@ -99,12 +98,12 @@ class [[nodiscard]] Result<void> {
 };
 
 /// Evaluates `expr` (a Result); on error, returns its error from the enclosing function.
-#define HOLDFAST_TRY(expr)                                             \
-  do {                                                                 \
-    auto&& holdfast_try_result_ = (expr);                              \
-    if (!holdfast_try_result_) {                                       \
-      return ::holdfast::Unexpected{holdfast_try_result_.error()};     \
-    }                                                                  \
+#define HOLDFAST_TRY(expr)                                         \
+  do {                                                             \
+    auto&& holdfast_try_result_ = (expr);                          \
+    if (!holdfast_try_result_) {                                   \
+      return ::holdfast::Unexpected{holdfast_try_result_.error()}; \
+    }                                                              \
   } while (false)
 
 }  // namespace holdfast

@@ -18,34 +18,35 @@ namespace holdfast {
 
 /// Server timeouts against slow or vanished clients. Zero means "no limit".
 struct ServerTimeouts {
-  std::chrono::milliseconds tls_handshake{10'000};   ///< accept -> handshake done
-  std::chrono::milliseconds header_read{30'000};     ///< first byte -> request head complete (slowloris)
-  std::chrono::milliseconds body_read{60'000};       ///< longest silence inside a request body
+  std::chrono::milliseconds tls_handshake{10'000};  ///< accept -> handshake done
+  std::chrono::milliseconds header_read{
+      30'000};                                  ///< first byte -> request head complete (slowloris)
+  std::chrono::milliseconds body_read{60'000};  ///< longest silence inside a request body
   std::chrono::milliseconds keepalive_idle{75'000};  ///< idle connection between requests
   std::chrono::milliseconds write{60'000};           ///< longest stall writing a response
 };
 
 /// Server limits; exceeding one is answered with the status in brackets and a close.
 struct ServerLimits {
-  std::size_t max_start_line = 8 * 1024;       ///< request line [414 for the target, else 400]
-  std::size_t max_header_bytes = 64 * 1024;    ///< whole header section [431]
-  std::size_t max_headers = 100;               ///< header count [431]
-  std::size_t max_body = 16u << 20;            ///< request body [413]
-  std::size_t max_pipelined = 16;              ///< requests read ahead of the one being answered
-  std::size_t max_connections = 0;             ///< 0: only the process's descriptor limit
+  std::size_t max_start_line = 8 * 1024;     ///< request line [414 for the target, else 400]
+  std::size_t max_header_bytes = 64 * 1024;  ///< whole header section [431]
+  std::size_t max_headers = 100;             ///< header count [431]
+  std::size_t max_body = 16u << 20;          ///< request body [413]
+  std::size_t max_pipelined = 16;            ///< requests read ahead of the one being answered
+  std::size_t max_connections = 0;           ///< 0: only the process's descriptor limit
 };
 
 /// Everything a Server is configured with. Copyable plain data.
 struct ServerOptions {
-  std::string bind = "127.0.0.1";           ///< numeric address to listen on
-  std::uint16_t port = 0;                   ///< 0: the kernel picks (see Server::port())
-  std::optional<ServerTlsOptions> tls;      ///< unset: plain HTTP
-  SocketOptions socket;                     ///< applied to every accepted connection
+  std::string bind = "127.0.0.1";       ///< numeric address to listen on
+  std::uint16_t port = 0;               ///< 0: the kernel picks (see Server::port())
+  std::optional<ServerTlsOptions> tls;  ///< unset: plain HTTP
+  SocketOptions socket;                 ///< applied to every accepted connection
   ServerTimeouts timeouts;
   ServerLimits limits;
-  std::size_t threads = 1;                  ///< event-loop threads; connections spread over them
-  bool reuse_port = false;                  ///< SO_REUSEPORT, for pre-forked workers
-  std::string server_header = "holdfast";   ///< Server: header; empty sends none
+  std::size_t threads = 1;                 ///< event-loop threads; connections spread over them
+  bool reuse_port = false;                 ///< SO_REUSEPORT, for pre-forked workers
+  std::string server_header = "holdfast";  ///< Server: header; empty sends none
 };
 
 /// The handle a handler answers through. Copyable (all copies refer to the same exchange).
@@ -92,7 +93,7 @@ class Server {
   ~Server();
   void shutdown(std::chrono::milliseconds grace = std::chrono::seconds(30));
 
-  [[nodiscard]] std::uint16_t port() const;  ///< the bound port
+  [[nodiscard]] std::uint16_t port() const;   ///< the bound port
   [[nodiscard]] std::string address() const;  ///< "ip:port" bound
 
   /// Counters for tests, `serve` and benchmarks.

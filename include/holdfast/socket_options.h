@@ -1,4 +1,5 @@
-// Socket options for every client and server socket: keep-alive on by default, every option reachable.
+// Socket options for every client and server socket: keep-alive on by default, every option
+// reachable.
 #pragma once
 
 #include <chrono>
@@ -25,22 +26,22 @@ enum class SocketRole {
 /// 15 minutes either. A live peer that is merely slow to answer is never cut by these: keep-alive
 /// probes are answered by the peer's kernel. Copyable; plain data.
 struct SocketOptions {
-  bool keepalive = true;                                ///< SO_KEEPALIVE
-  std::chrono::seconds keepalive_idle{30};              ///< TCP_KEEPIDLE
-  std::chrono::seconds keepalive_interval{10};          ///< TCP_KEEPINTVL
-  int keepalive_count = 3;                              ///< TCP_KEEPCNT
-  /// TCP_USER_TIMEOUT. Unset: derived from keep-alive as idle + interval * count (0 if keep-alive is
-  /// off). Set to 0 to keep the kernel's default.
+  bool keepalive = true;                        ///< SO_KEEPALIVE
+  std::chrono::seconds keepalive_idle{30};      ///< TCP_KEEPIDLE
+  std::chrono::seconds keepalive_interval{10};  ///< TCP_KEEPINTVL
+  int keepalive_count = 3;                      ///< TCP_KEEPCNT
+  /// TCP_USER_TIMEOUT. Unset: derived from keep-alive as idle + interval * count (0 if keep-alive
+  /// is off). Set to 0 to keep the kernel's default.
   std::optional<std::chrono::milliseconds> user_timeout;
-  bool no_delay = true;                                 ///< TCP_NODELAY
-  int send_buffer = 0;                                  ///< SO_SNDBUF in bytes; 0 keeps the default
-  int receive_buffer = 0;                               ///< SO_RCVBUF in bytes; 0 keeps the default
-  std::string bind_address;                             ///< client: local address to bind, "" = any
-  std::optional<std::uint32_t> mark;                    ///< SO_MARK (needs CAP_NET_ADMIN)
-  std::optional<int> priority;                          ///< SO_PRIORITY
+  bool no_delay = true;               ///< TCP_NODELAY
+  int send_buffer = 0;                ///< SO_SNDBUF in bytes; 0 keeps the default
+  int receive_buffer = 0;             ///< SO_RCVBUF in bytes; 0 keeps the default
+  std::string bind_address;           ///< client: local address to bind, "" = any
+  std::optional<std::uint32_t> mark;  ///< SO_MARK (needs CAP_NET_ADMIN)
+  std::optional<int> priority;        ///< SO_PRIORITY
   /// Raw hook for any other setsockopt: called with the descriptor (see SocketRole for when).
-  /// Returning an error aborts that connection (or listener) with this error. Called on the thread of
-  /// the event loop that owns the socket; must not close or keep the descriptor.
+  /// Returning an error aborts that connection (or listener) with this error. Called on the thread
+  /// of the event loop that owns the socket; must not close or keep the descriptor.
   std::function<Result<void>(int fd, SocketRole role)> on_socket;
 
   /// The TCP_USER_TIMEOUT that will be applied, after the derivation above.

@@ -15,27 +15,27 @@ struct ClientTlsOptions {
   /// PEM file of trusted CAs. Empty: the system store (parsed once per process, shared by every
   /// client and connection).
   std::string ca_file;
-  std::string ca_path;                 ///< directory of hashed CA certificates (c_rehash layout)
-  bool insecure_skip_verify = false;   ///< accept any certificate and name: for tests only
-  std::string client_cert_file;        ///< PEM client certificate chain for mutual TLS
-  std::string client_key_file;         ///< PEM private key of client_cert_file
+  std::string ca_path;                ///< directory of hashed CA certificates (c_rehash layout)
+  bool insecure_skip_verify = false;  ///< accept any certificate and name: for tests only
+  std::string client_cert_file;       ///< PEM client certificate chain for mutual TLS
+  std::string client_key_file;        ///< PEM private key of client_cert_file
   TlsVersion min_version = TlsVersion::tls1_2;
   std::vector<std::string> alpn = {"http/1.1"};  ///< ALPN offer, in preference order
-  bool session_resumption = true;      ///< keep one session per origin and resume with it
-  std::string ciphers;                 ///< TLS 1.2 cipher list; empty: OpenSSL's secure default
-  std::string ciphersuites;            ///< TLS 1.3 suites; empty: OpenSSL's default
+  bool session_resumption = true;                ///< keep one session per origin and resume with it
+  std::string ciphers;       ///< TLS 1.2 cipher list; empty: OpenSSL's secure default
+  std::string ciphersuites;  ///< TLS 1.3 suites; empty: OpenSSL's default
   bool operator==(const ClientTlsOptions&) const = default;
 };
 
 /// Server-side TLS options. Either certificate and key files, or PEM text held in memory.
 struct ServerTlsOptions {
-  std::string cert_file;               ///< PEM certificate chain, leaf first
-  std::string key_file;                ///< PEM private key
-  std::string cert_pem;                ///< the chain as PEM text (used when cert_file is empty)
-  std::string key_pem;                 ///< the key as PEM text (used when key_file is empty)
+  std::string cert_file;  ///< PEM certificate chain, leaf first
+  std::string key_file;   ///< PEM private key
+  std::string cert_pem;   ///< the chain as PEM text (used when cert_file is empty)
+  std::string key_pem;    ///< the key as PEM text (used when key_file is empty)
   TlsVersion min_version = TlsVersion::tls1_2;
   std::vector<std::string> alpn = {"http/1.1"};  ///< protocols accepted, in server preference order
-  int session_tickets = 2;             ///< TLS 1.3 tickets sent per full handshake (0: none)
+  int session_tickets = 2;  ///< TLS 1.3 tickets sent per full handshake (0: none)
   std::string ciphers;
   std::string ciphersuites;
   bool operator==(const ServerTlsOptions&) const = default;

@@ -22,10 +22,12 @@ class GenericCategory final : public std::error_category {
       case Errc::idle_read_timeout: return "idle read timeout: the peer sent nothing for too long";
       case Errc::deadline_exceeded: return "request deadline exceeded";
       case Errc::keepalive_lost:
-        return "connection lost: no answer to TCP keep-alive probes (dead or silently dropped path)";
+        return "connection lost: no answer to TCP keep-alive probes (dead or silently dropped "
+               "path)";
       case Errc::user_timeout:
         return "connection lost: sent data unacknowledged past TCP_USER_TIMEOUT";
-      case Errc::connection_closed: return "connection closed by the peer in the middle of a message";
+      case Errc::connection_closed:
+        return "connection closed by the peer in the middle of a message";
       case Errc::closed_before_response:
         return "connection closed by the peer before any response byte";
       case Errc::cancelled: return "operation cancelled";
@@ -48,7 +50,9 @@ const std::error_category& generic_category() noexcept {
   return category;
 }
 
-std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), generic_category()}; }
+std::error_code make_error_code(Errc e) noexcept {
+  return {static_cast<int>(e), generic_category()};
+}
 
 std::string describe(std::error_code ec) {
   if (!ec) {

@@ -110,7 +110,8 @@ Result<void> Loop::watch(int fd, std::uint32_t events, IoHandler* handler) {
 
 Result<void> Loop::modify(int fd, std::uint32_t events, IoHandler* handler) {
   const auto index = static_cast<std::size_t>(fd);
-  if (fd < 0 || handler == nullptr || index >= watches_.size() || watches_[index].handler == nullptr) {
+  if (fd < 0 || handler == nullptr || index >= watches_.size() ||
+      watches_[index].handler == nullptr) {
     return fail(std::make_error_code(std::errc::no_such_file_or_directory));
   }
   Watch& w = watches_[index];

@@ -1,5 +1,8 @@
-// The per-thread event loop: level-triggered epoll, an eventfd for cross-thread wakeups, a timer wheel.
+// The per-thread event loop: level-triggered epoll, an eventfd for cross-thread wakeups, a timer
+// wheel.
 #pragma once
+
+#include <sys/epoll.h>
 
 #include <atomic>
 #include <chrono>
@@ -9,8 +12,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <sys/epoll.h>
 
 #include "event/timer_wheel.h"
 #include "holdfast/result.h"
@@ -52,7 +53,8 @@ class Loop {
   /// Starts watching `fd` for `events` (IoEvent bits; 0 = only errors) on behalf of `handler`,
   /// which must stay valid until unwatch(fd). Errors: the system's (EEXIST if already watched).
   Result<void> watch(int fd, std::uint32_t events, IoHandler* handler);
-  /// Changes the events and/or handler of a watched fd. Errors: the system's (ENOENT if not watched).
+  /// Changes the events and/or handler of a watched fd. Errors: the system's (ENOENT if not
+  /// watched).
   Result<void> modify(int fd, std::uint32_t events, IoHandler* handler);
   /// Stops watching `fd` (no effect if not watched). Safe inside any on_io, including fd's own:
   /// events already collected for `fd` in this iteration are dropped. Call before closing fd.
@@ -96,7 +98,7 @@ class Loop {
   int wake_fd_;
   TimePoint now_;
   TimerWheel timers_;
-  std::vector<Watch> watches_;  // indexed by fd
+  std::vector<Watch> watches_;              // indexed by fd
   std::vector<struct epoll_event> events_;  // epoll_wait's output buffer
   std::size_t watched_ = 0;
   std::atomic<std::thread::id> owner_;

@@ -125,7 +125,8 @@ bool TimerWheel::find_next_slot(int* level, int* slot, std::uint64_t* start) con
   for (int l = 0; l < kLevels; ++l) {
     const auto shift = l * kBits;
     const auto digit = static_cast<int>((elapsed_ >> shift) & (kSlots - 1));
-    const std::uint64_t mask = occupied_[static_cast<std::size_t>(l)] & (~std::uint64_t{0} << digit);
+    const std::uint64_t mask =
+        occupied_[static_cast<std::size_t>(l)] & (~std::uint64_t{0} << digit);
     if (mask == 0) {
       continue;
     }
@@ -183,8 +184,8 @@ void TimerWheel::advance(TimePoint now) {
   if (now > now_) {
     now_ = now;
   }
-  const std::uint64_t target =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now_ - origin_).count());
+  const std::uint64_t target = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now_ - origin_).count());
   fire_list(lists_[kDueSlot]);
   for (;;) {
     int level = 0;

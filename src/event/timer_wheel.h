@@ -60,8 +60,8 @@ class Timer {
   detail::TimerLink link_;
   TimerWheel& wheel_;
   std::function<void()> on_fire_;
-  std::uint64_t when_ = 0;         // deadline in ticks since the wheel's origin
-  std::uint16_t where_ = kNowhere; // a slot index of the wheel, or kNowhere
+  std::uint64_t when_ = 0;          // deadline in ticks since the wheel's origin
+  std::uint16_t where_ = kNowhere;  // a slot index of the wheel, or kNowhere
 };
 
 /// The wheel: 6 levels of 64 slots (level L slot = 64^L ms), covering 2^36 ms (~795 days) from

@@ -1,4 +1,5 @@
-// Client connections: one Transport plus one codec (HTTP/1.1 now; HTTP/2 adds a codec, not a rewrite).
+// Client connections: one Transport plus one codec (HTTP/1.1 now; HTTP/2 adds a codec, not a
+// rewrite).
 #pragma once
 
 #include <cstdint>
@@ -24,8 +25,8 @@ struct ResponseHead {
 /// What a connection knew when an exchange failed, so that the client can decide whether a
 /// transparent retry is safe (docs/architecture.md, "Retries").
 struct FailureFacts {
-  bool request_bytes_sent = false;    ///< any byte of this request reached the transport
-  bool response_bytes_seen = false;   ///< any byte of a response to it arrived
+  bool request_bytes_sent = false;     ///< any byte of this request reached the transport
+  bool response_bytes_seen = false;    ///< any byte of a response to it arrived
   bool connection_was_reused = false;  ///< the connection had served an earlier request
 };
 

@@ -2,9 +2,9 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <optional>
-#include <cerrno>
 #include <string>
 #include <utility>
 

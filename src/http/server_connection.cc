@@ -8,9 +8,7 @@
 #include "http1/serializer.h"
 
 namespace holdfast::http {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 /// One pending after() call: an embedded timer and the function to run.
 struct ServerConnection::AfterTask {
@@ -262,8 +260,8 @@ void ServerConnection::drain_input() {
   }
   std::string buffered = std::move(input_);
   input_.clear();
-  auto bytes = std::span<const std::uint8_t>(
-      reinterpret_cast<const std::uint8_t*>(buffered.data()), buffered.size());
+  auto bytes = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(buffered.data()),
+                                             buffered.size());
   const std::size_t used = parse(bytes);
   if (!closed_ && used < buffered.size() && read_phase_ != ReadPhase::stopped &&
       read_phase_ != ReadPhase::lingering) {
@@ -359,7 +357,8 @@ void ServerConnection::maybe_resume_reading() {
   }
   paused_ = false;
   transport_->resume_reading();
-  drain_input();  // requests already received wait in input_ (no-op while parsing: the loop goes on)
+  drain_input();  // requests already received wait in input_ (no-op while parsing: the loop goes
+                  // on)
 }
 
 void ServerConnection::arm_read_timer(std::chrono::milliseconds after) {
@@ -379,9 +378,7 @@ void ServerConnection::on_read_timeout() {
       return;
     case ReadPhase::idle:       // keep-alive timeout: close quietly
     case ReadPhase::lingering:  // the client did not close after our last response
-    case ReadPhase::stopped:
-      close();
-      return;
+    case ReadPhase::stopped: close(); return;
   }
 }
 

@@ -123,10 +123,10 @@ class ServerConnection final : public transport::TransportHandler, public http1:
   std::uint32_t queued_ = 0;               // exchanges in the queue
   ReadPhase read_phase_ = ReadPhase::idle;
   bool closed_ = false;
-  bool paused_ = false;          // transport reading paused (pipelining bound or stop)
+  bool paused_ = false;            // transport reading paused (pipelining bound or stop)
   bool no_more_requests_ = false;  // a close is decided: read no further request
   bool peer_closed_ = false;
-  bool processing_ = false;      // inside process_input (re-entrancy guard)
+  bool processing_ = false;  // inside process_input (re-entrancy guard)
   bool message_complete_ = false;
   bool body_too_large_ = false;
 };

@@ -1,4 +1,5 @@
-// One request/response exchange of a server connection: ResponseWriter::State, shared with handlers.
+// One request/response exchange of a server connection: ResponseWriter::State, shared with
+// handlers.
 #pragma once
 
 #include <atomic>
@@ -45,13 +46,13 @@ struct ResponseWriter::State : std::enable_shared_from_this<ResponseWriter::Stat
   std::string pending;
   std::size_t body_bytes = 0;  ///< request body received so far
 
-  bool head_request = false;    ///< HEAD: the response gets no body (RFC 9110 §9.3.2)
-  bool keep_alive = true;       ///< the request allows the connection to stay open
-  bool close_after = false;     ///< the connection closes once this response is sent
-  bool chunked = false;         ///< the streamed body is sent in chunks
-  bool until_close = false;     ///< the streamed body is delimited by the close (HTTP/1.0)
+  bool head_request = false;  ///< HEAD: the response gets no body (RFC 9110 §9.3.2)
+  bool keep_alive = true;     ///< the request allows the connection to stay open
+  bool close_after = false;   ///< the connection closes once this response is sent
+  bool chunked = false;       ///< the streamed body is sent in chunks
+  bool until_close = false;   ///< the streamed body is delimited by the close (HTTP/1.0)
   bool expects_continue = false;
-  bool continue_sent = false;   ///< "100 Continue" went out (or is queued)
+  bool continue_sent = false;  ///< "100 Continue" went out (or is queued)
 };
 
 }  // namespace holdfast

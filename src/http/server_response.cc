@@ -188,9 +188,9 @@ void ServerConnection::write_chunk(State& state, std::string chunk) {
   }
   std::string framed;
   framed.reserve(chunk.size() + 24);
-  http1::serialize_chunk(framed, std::span<const std::uint8_t>(
-                                     reinterpret_cast<const std::uint8_t*>(chunk.data()),
-                                     chunk.size()));
+  http1::serialize_chunk(
+      framed, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(chunk.data()),
+                                            chunk.size()));
   emit(state, std::move(framed));
 }
 

@@ -34,8 +34,8 @@ void run_on_loop(const std::shared_ptr<State>& state, Fn fn) {
 }  // namespace
 
 void ResponseWriter::send(Response response) const {
-  run_on_loop(state_, [response = std::move(response)](
-                          ServerConnection& c, const std::shared_ptr<State>& s) mutable {
+  run_on_loop(state_, [response = std::move(response)](ServerConnection& c,
+                                                       const std::shared_ptr<State>& s) mutable {
     c.send(*s, std::move(response));
   });
 }
@@ -55,9 +55,8 @@ void ResponseWriter::write(std::string chunk) const {
 }
 
 void ResponseWriter::finish() const {
-  run_on_loop(state_, [](ServerConnection& c, const std::shared_ptr<State>& s) {
-    c.finish_stream(*s);
-  });
+  run_on_loop(state_,
+              [](ServerConnection& c, const std::shared_ptr<State>& s) { c.finish_stream(*s); });
 }
 
 void ResponseWriter::after(std::chrono::milliseconds delay,

@@ -18,7 +18,8 @@ bool is_resource_exhaustion(std::error_code ec) {
 }  // namespace
 
 Result<std::unique_ptr<Acceptor>> Acceptor::create(event::Loop& loop, Fd listen_fd,
-                                                   SocketOptions accepted_opts, OnAccept on_accept) {
+                                                   SocketOptions accepted_opts,
+                                                   OnAccept on_accept) {
   std::unique_ptr<Acceptor> acceptor(
       new Acceptor(loop, std::move(listen_fd), std::move(accepted_opts), std::move(on_accept)));
   HOLDFAST_TRY(loop.watch(acceptor->listen_fd_.get(), event::kReadable, acceptor.get()));

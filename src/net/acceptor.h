@@ -72,7 +72,7 @@ class Acceptor final : event::IoHandler {
   OnAccept on_accept_;
   OnError on_error_;
   event::Timer backoff_;
-  bool paused_ = false;    // by the user
+  bool paused_ = false;  // by the user
   bool watching_ = false;
   std::shared_ptr<bool> alive_;  // lets on_io notice that on_accept destroyed the Acceptor
   std::uint64_t accepted_ = 0;

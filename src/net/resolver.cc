@@ -26,13 +26,10 @@ std::error_code map_status(int status) {
   switch (status) {
     case ARES_ENOTFOUND:
     case ARES_ENODATA:
-    case ARES_ENONAME:
-      return make_error_code(Errc::host_not_found);
-    case ARES_ETIMEOUT:
-      return make_error_code(Errc::dns_timeout);
+    case ARES_ENONAME: return make_error_code(Errc::host_not_found);
+    case ARES_ETIMEOUT: return make_error_code(Errc::dns_timeout);
     case ARES_ECANCELLED:
-    case ARES_EDESTRUCTION:
-      return make_error_code(Errc::cancelled);
+    case ARES_EDESTRUCTION: return make_error_code(Errc::cancelled);
     default:  // ESERVFAIL, EREFUSED, ECONNREFUSED, EBADRESP, ENOMEM, ...
       return make_error_code(Errc::dns_failure);
   }
@@ -80,7 +77,10 @@ std::vector<SocketAddress> collect(const ares_addrinfo* res, std::uint16_t port)
 // One resolution in flight. Owned by c-ares (its callback argument) until on_addrinfo runs.
 struct Resolver::Query {
   Query(Resolver& r, Callback c, std::uint16_t p)
-      : owner(r), cb(std::move(c)), port(p), deadline(r.loop_.timers(), [this] { on_deadline(); }) {}
+      : owner(r),
+        cb(std::move(c)),
+        port(p),
+        deadline(r.loop_.timers(), [this] { on_deadline(); }) {}
 
   void on_deadline() {
     // c-ares keeps the query until its own tries end; the caller hears about it now.
@@ -122,11 +122,12 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event::Loop& loop, ResolverOp
 Resolver::Resolver(event::Loop& loop, ResolverOptions options)
     : loop_(loop),
       options_(std::move(options)),
-      ares_timer_(loop.timers(), [this] {
-        retired_.clear();
-        ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-        reschedule();
-      }),
+      ares_timer_(loop.timers(),
+                  [this] {
+                    retired_.clear();
+                    ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+                    reschedule();
+                  }),
       alive_(std::make_shared<bool>(true)) {}
 
 Result<void> Resolver::init_channel() {
@@ -230,7 +231,8 @@ void Resolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_addrinf
 
 void Resolver::on_sock_state(void* data, int fd, int readable, int writable) {
   auto& self = *static_cast<Resolver*>(data);
-  const std::uint32_t events = (readable ? event::kReadable : 0u) | (writable ? event::kWritable : 0u);
+  const std::uint32_t events =
+      (readable ? event::kReadable : 0u) | (writable ? event::kWritable : 0u);
   auto it = self.watches_.find(fd);
   if (events == 0) {
     if (it != self.watches_.end()) {

@@ -82,7 +82,7 @@ class Resolver {
   event::Timer ares_timer_;  // c-ares' next retransmission/timeout
   std::unordered_map<int, std::unique_ptr<SocketWatch>> watches_;
   std::vector<std::unique_ptr<SocketWatch>> retired_;  // unwatched while possibly on the stack
-  std::vector<Ready> ready_;  // answers waiting for flush()
+  std::vector<Ready> ready_;                           // answers waiting for flush()
   bool flush_posted_ = false;
   bool destroying_ = false;
   std::size_t pending_ = 0;

@@ -86,8 +86,8 @@ Result<void> apply_socket_options(int fd, const SocketOptions& opts, SocketRole 
   const auto user_timeout = opts.effective_user_timeout();
   if (user_timeout.count() > 0) {
     const auto ms = std::min<std::int64_t>(user_timeout.count(), INT_MAX);
-    HOLDFAST_TRY(set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms),
-                         NetOp::tcp_user_timeout));
+    HOLDFAST_TRY(
+        set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms), NetOp::tcp_user_timeout));
   }
   HOLDFAST_TRY(set_int(fd, IPPROTO_TCP, TCP_NODELAY, opts.no_delay ? 1 : 0, NetOp::tcp_nodelay));
   if (opts.send_buffer > 0) {
@@ -225,12 +225,14 @@ std::error_code classify_socket_error(int fd, int err) {
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) {
     return system;
   }
-  const bool data_unacked = info.tcpi_unacked > 0 || info.tcpi_retransmits > 0 || info.tcpi_backoff > 0;
+  const bool data_unacked =
+      info.tcpi_unacked > 0 || info.tcpi_retransmits > 0 || info.tcpi_backoff > 0;
   if (data_unacked) {
     int user_timeout = 0;
     socklen_t ulen = sizeof user_timeout;
     const bool has_user_timeout =
-        ::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, &ulen) == 0 && user_timeout > 0;
+        ::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, &ulen) == 0 &&
+        user_timeout > 0;
     return has_user_timeout ? make_error_code(Errc::user_timeout) : system;
   }
   if (info.tcpi_probes > 0) {

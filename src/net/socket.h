@@ -42,8 +42,8 @@ std::error_code finish_connect(int fd);
 
 /// Options of listen_tcp().
 struct ListenOptions {
-  int backlog = 4096;        ///< listen() backlog (the kernel caps it at net.core.somaxconn)
-  bool reuse_port = false;   ///< SO_REUSEPORT: one listener per loop on the same port
+  int backlog = 4096;       ///< listen() backlog (the kernel caps it at net.core.somaxconn)
+  bool reuse_port = false;  ///< SO_REUSEPORT: one listener per loop on the same port
 };
 
 /// A listening non-blocking socket bound to `addr` (port 0 picks one; see local_address()).
@@ -78,8 +78,8 @@ Result<std::size_t> writev_some(int fd, std::span<const iovec> parts);
 ///    keep-alive probes while nothing is in flight; zero-window probes count too, which also means
 ///    the peer stopped answering);
 ///  - otherwise, and for every other errno, the system error itself.
-/// Heuristic limits: after the kernel gives up it purges the send queue, so tcpi_unacked may read 0;
-/// tcpi_retransmits (kept) is then what tells data timeouts apart.
+/// Heuristic limits: after the kernel gives up it purges the send queue, so tcpi_unacked may read
+/// 0; tcpi_retransmits (kept) is then what tells data timeouts apart.
 std::error_code classify_socket_error(int fd, int err);
 
 }  // namespace holdfast::net

@@ -13,7 +13,9 @@
 namespace holdfast::net {
 namespace {
 
-const sockaddr_in* as_v4(const sockaddr_storage& s) { return reinterpret_cast<const sockaddr_in*>(&s); }
+const sockaddr_in* as_v4(const sockaddr_storage& s) {
+  return reinterpret_cast<const sockaddr_in*>(&s);
+}
 const sockaddr_in6* as_v6(const sockaddr_storage& s) {
   return reinterpret_cast<const sockaddr_in6*>(&s);
 }

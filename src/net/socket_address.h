@@ -23,7 +23,8 @@ class SocketAddress {
   /// Parses "ip:port" ("127.0.0.1:8080", "[::1]:443"); IPv6 needs brackets. Errors:
   /// Errc::invalid_argument (no port, port > 65535, not a numeric IP).
   static Result<SocketAddress> parse_host_port(std::string_view text);
-  /// Copies `len` bytes of a sockaddr of family AF_INET or AF_INET6. Errors: Errc::invalid_argument.
+  /// Copies `len` bytes of a sockaddr of family AF_INET or AF_INET6. Errors:
+  /// Errc::invalid_argument.
   static Result<SocketAddress> from_sockaddr(const sockaddr* addr, socklen_t len);
   /// The IPv4 loopback 127.0.0.1 with `port`.
   static SocketAddress loopback_v4(std::uint16_t port);
@@ -41,7 +42,9 @@ class SocketAddress {
   /// True for 127.0.0.0/8 and ::1.
   [[nodiscard]] bool is_loopback() const;
   /// For bind()/connect(): the sockaddr and its length.
-  [[nodiscard]] const sockaddr* data() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  [[nodiscard]] const sockaddr* data() const {
+    return reinterpret_cast<const sockaddr*>(&storage_);
+  }
   [[nodiscard]] socklen_t size() const { return size_; }
 
   /// Same family, IP, port (and IPv6 scope).

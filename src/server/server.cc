@@ -24,7 +24,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<http::ServerLoopContext>> contexts;
   std::unique_ptr<net::Acceptor> acceptor;  // loop 0 only
   net::SocketAddress bound;
-  std::size_t next_loop = 0;                // loop 0 only
+  std::size_t next_loop = 0;  // loop 0 only
 
   std::mutex mutex;
   std::condition_variable all_closed;
@@ -102,10 +102,9 @@ Result<void> Server::Impl::start_acceptor(net::Fd listen_fd, const SocketOptions
   // The acceptor watches loop 0's epoll: create it on that thread.
   Result<void> result;
   run_and_wait(0, [&] {
-    auto a = net::Acceptor::create(loop(0), std::move(listen_fd), socket,
-                                   [this](net::Fd fd, const net::SocketAddress& peer) {
-                                     on_accept(std::move(fd), peer);
-                                   });
+    auto a = net::Acceptor::create(
+        loop(0), std::move(listen_fd), socket,
+        [this](net::Fd fd, const net::SocketAddress& peer) { on_accept(std::move(fd), peer); });
     if (!a) {
       result = fail(a.error());
       return;
@@ -136,8 +135,8 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Handler han
   if (!address) {
     return fail(address.error());
   }
-  auto listen_fd = net::listen_tcp(*address, net::ListenOptions{4096, options.reuse_port},
-                                   options.socket);
+  auto listen_fd =
+      net::listen_tcp(*address, net::ListenOptions{4096, options.reuse_port}, options.socket);
   if (!listen_fd) {
     return fail(listen_fd.error());
   }
@@ -207,9 +206,8 @@ void Server::shutdown(std::chrono::milliseconds grace) {
   // 3. Wait for them, up to the grace period.
   {
     std::unique_lock lock(s.mutex);
-    s.all_closed.wait_for(lock, grace, [&s] {
-      return s.config.counters.connections_open.load() == 0;
-    });
+    s.all_closed.wait_for(lock, grace,
+                          [&s] { return s.config.counters.connections_open.load() == 0; });
   }
   // 4. Close what is left, then stop the loops; writers held by other threads become no-ops.
   for (std::size_t i = 0; i < n; ++i) {

@@ -1,4 +1,5 @@
-// The Transport implementation: a non-blocking TCP socket on one loop, optionally through a TLS engine.
+// The Transport implementation: a non-blocking TCP socket on one loop, optionally through a TLS
+// engine.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -327,9 +328,8 @@ class StreamTransport final : public Transport, public event::IoHandler {
 
   void on_eof() {
     if (state_ != State::open) {
-      fail(tls_ && state_ == State::handshaking
-               ? tls_->on_transport_eof()
-               : make_error_code(Errc::closed_before_response));
+      fail(tls_ && state_ == State::handshaking ? tls_->on_transport_eof()
+                                                : make_error_code(Errc::closed_before_response));
       return;
     }
     if (tls_) {
@@ -373,7 +373,8 @@ class StreamTransport final : public Transport, public event::IoHandler {
       auto out = tls_->pending_output();
       auto n = net::write_some(fd_.get(), out);
       if (!n) {
-        return net::is_would_block(n.error()) ? Result<void>{} : Result<void>(::holdfast::fail(n.error()));
+        return net::is_would_block(n.error()) ? Result<void>{}
+                                              : Result<void>(::holdfast::fail(n.error()));
       }
       tls_->consume_output(*n);
     }
@@ -390,7 +391,8 @@ class StreamTransport final : public Transport, public event::IoHandler {
       }
       auto n = net::writev_some(fd_.get(), std::span<const iovec>(iov.data(), count));
       if (!n) {
-        return net::is_would_block(n.error()) ? Result<void>{} : Result<void>(::holdfast::fail(n.error()));
+        return net::is_would_block(n.error()) ? Result<void>{}
+                                              : Result<void>(::holdfast::fail(n.error()));
       }
       consume_plain(*n);
     }

@@ -88,8 +88,8 @@ class Transport {
   /// The descriptor (for socket-level tests and TCP_INFO); -1 once closed.
   [[nodiscard]] virtual int fd() const = 0;
   /// After on_peer_closed(): the error an EOF without TLS close_notify means (a possible
-  /// truncation), or no error (clean close, or plain TCP). The HTTP layer decides whether it matters
-  /// (it does for a close-delimited body).
+  /// truncation), or no error (clean close, or plain TCP). The HTTP layer decides whether it
+  /// matters (it does for a close-delimited body).
   [[nodiscard]] virtual std::error_code eof_error() const = 0;
   /// Replaces the handler (e.g. when a pooled connection is handed to a new owner).
   virtual void set_handler(TransportHandler* handler) = 0;
@@ -100,9 +100,9 @@ struct ConnectParams {
   net::SocketAddress address;
   SocketOptions socket;
   std::shared_ptr<const tls::Context> tls;  ///< null: plain TCP
-  std::string server_name;   ///< SNI and certificate host name (TLS only)
-  std::string session_key;   ///< TLS session cache key (origin); empty: no resumption
-  std::chrono::milliseconds connect_timeout{30'000};  ///< 0: none
+  std::string server_name;                  ///< SNI and certificate host name (TLS only)
+  std::string session_key;  ///< TLS session cache key (origin); empty: no resumption
+  std::chrono::milliseconds connect_timeout{30'000};    ///< 0: none
   std::chrono::milliseconds handshake_timeout{30'000};  ///< 0: none
 };
 
@@ -113,7 +113,7 @@ Result<std::unique_ptr<Transport>> connect(event::Loop& loop, const ConnectParam
 
 /// What a server transport needs for an accepted socket.
 struct AcceptParams {
-  std::shared_ptr<const tls::Context> tls;  ///< null: plain TCP
+  std::shared_ptr<const tls::Context> tls;              ///< null: plain TCP
   std::chrono::milliseconds handshake_timeout{10'000};  ///< 0: none
 };
 

@@ -38,8 +38,8 @@ class SilentDropTest : public ::testing::Test {
                    why.c_str());
       return false;
     }
-    std::vector<std::string> argv{cli,           "serve",  "--plain", "--bind", kServerAddress,
-                                  "--port",      std::to_string(kServerPort)};
+    std::vector<std::string> argv{
+        cli, "serve", "--plain", "--bind", kServerAddress, "--port", std::to_string(kServerPort)};
     argv.insert(argv.end(), server_flags.begin(), server_flags.end());
     server_.emplace(path_->server(), argv);
     const bool up = wait_until([&] { return server_listening(path_->server()); }, 5s);

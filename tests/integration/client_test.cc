@@ -1,4 +1,7 @@
-// Client <-> Server over loopback TLS and plain TCP: reuse, verification, bodies, retries, timeouts.
+// Client <-> Server over loopback TLS and plain TCP: reuse, verification, bodies, retries,
+// timeouts.
+#include "holdfast/client.h"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,7 +14,6 @@
 
 #include <gtest/gtest.h>
 
-#include "holdfast/client.h"
 #include "holdfast/error.h"
 #include "holdfast/http1_error.h"
 #include "holdfast/server.h"

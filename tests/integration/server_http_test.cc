@@ -1,4 +1,5 @@
-// Server integration: keep-alive, pipelining, HEAD, chunked bodies, streaming, 100-continue, threads.
+// Server integration: keep-alive, pipelining, HEAD, chunked bodies, streaming, 100-continue,
+// threads.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,7 +34,6 @@ using testing::RawClient;
 using testing::RawResponse;
 using testing::start;
 using testing::text;
-
 
 TEST(ServerHttp, KeepAliveServesManyRequestsOnOneConnection) {
   auto server = start(echo);
@@ -89,9 +89,7 @@ TEST(ServerHttp, PipeliningBeyondTheReadAheadLimitStillAnswersEveryRequestInOrde
   options.limits.max_pipelined = 1;
   auto server = start(
       [](const Request& request, const ResponseWriter& w) {
-        w.after(10ms, [url = request.url](const ResponseWriter& later) {
-          later.send(text(url));
-        });
+        w.after(10ms, [url = request.url](const ResponseWriter& later) { later.send(text(url)); });
       },
       options);
   ASSERT_TRUE(server);
@@ -109,9 +107,7 @@ TEST(ServerHttp, PipeliningBeyondTheReadAheadLimitStillAnswersEveryRequestInOrde
 }
 
 TEST(ServerHttp, HeadGetsTheContentLengthOfGetButNoBody) {
-  auto server = start([](const Request&, const ResponseWriter& w) {
-    w.send(text("hello"));
-  });
+  auto server = start([](const Request&, const ResponseWriter& w) { w.send(text("hello")); });
   ASSERT_TRUE(server);
   RawClient c(server->port());
   c.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -130,8 +126,9 @@ TEST(ServerHttp, ChunkedRequestBodyReachesTheHandlerDecoded) {
   auto server = start(echo);
   ASSERT_TRUE(server);
   RawClient c(server->port());
-  c.send("POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  c.send(
+      "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   auto r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "POST /up hello world");

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
-#include <memory>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -33,7 +33,6 @@ using testing::RawClient;
 using testing::RawResponse;
 using testing::start;
 using testing::text;
-
 
 // Sends `request` on a fresh connection; expects `status`, then the server's close.
 void expect_rejected(Server& server, const std::string& request, int status) {
@@ -216,9 +215,11 @@ TEST(ServerTimeouts, WriteStallClosesAConnectionWhoseReaderStopped) {
   ServerOptions options;
   options.timeouts.write = 200ms;
   options.socket.send_buffer = 4096;
-  auto server = start([](const Request&, const ResponseWriter& w) {
-    w.send(text(std::string(32u << 20, 'x')));  // far more than the socket buffers hold
-  }, options);
+  auto server = start(
+      [](const Request&, const ResponseWriter& w) {
+        w.send(text(std::string(32u << 20, 'x')));  // far more than the socket buffers hold
+      },
+      options);
   ASSERT_TRUE(server);
   RawClient c(server->port());
   c.send(get("/"));  // and never read
@@ -274,8 +275,9 @@ TEST(ServerTls, CurlGetsAnAnswerOverTls) {
   options.tls = tls;
   auto server = start(echo, options);
   ASSERT_TRUE(server);
-  const std::string command = "curl -sk --max-time 5 https://127.0.0.1:" +
-                              std::to_string(server->port()) + "/tls 2>/dev/null";
+  const std::string command =
+      "curl -sk --max-time 5 https://127.0.0.1:" + std::to_string(server->port()) +
+      "/tls 2>/dev/null";
   FILE* pipe = ::popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string out;

@@ -1,4 +1,5 @@
-// GoogleTest entry point shared by every test executable: ignores SIGPIPE as the library's users do.
+// GoogleTest entry point shared by every test executable: ignores SIGPIPE as the library's users
+// do.
 #include <csignal>
 
 #include <gtest/gtest.h>

@@ -23,14 +23,14 @@ struct RequestFlags {
   std::string output;                      ///< -o; empty: stdout
   bool insecure = false;                   ///< -k
   std::string cacert;                      ///< --cacert
-  double connect_timeout = 0;          ///< seconds for each of DNS, TCP connect, TLS; 0: default
-  double max_time = 0;                 ///< whole-request deadline in seconds; 0: none
-  bool include = false;                ///< -i
-  bool verbose = false;                ///< -v
-  bool silent = false;                 ///< -s
-  bool show_error = false;             ///< -S: error messages even with -s
-  bool fail = false;                   ///< --fail
-  SocketFlags socket;                  ///< --keepalive-*, --no-keepalive, --user-timeout
+  double connect_timeout = 0;  ///< seconds for each of DNS, TCP connect, TLS; 0: default
+  double max_time = 0;         ///< whole-request deadline in seconds; 0: none
+  bool include = false;        ///< -i
+  bool verbose = false;        ///< -v
+  bool silent = false;         ///< -s
+  bool show_error = false;     ///< -S: error messages even with -s
+  bool fail = false;           ///< --fail
+  SocketFlags socket;          ///< --keepalive-*, --no-keepalive, --user-timeout
 };
 
 /// Adds the `get` and `request` subcommands to `app`; they store into `get_flags` /

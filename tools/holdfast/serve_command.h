@@ -22,7 +22,7 @@ struct ServeFlags {
   bool plain = false;              ///< --plain: HTTP without TLS
   std::size_t threads = 1;         ///< --threads
   bool access_log = false;         ///< --access-log: one line per request on stderr
-  SocketFlags socket;              ///< --keepalive-*, --no-keepalive, --user-timeout (accepted sockets)
+  SocketFlags socket;  ///< --keepalive-*, --no-keepalive, --user-timeout (accepted sockets)
 };
 
 /// Adds the `serve` subcommand to `app`; it stores into `flags`, which must outlive parsing.

@@ -29,8 +29,10 @@ struct Pipe {
     write_end = fds[1];
   }
   ~Pipe() {
-    if (read_end >= 0) ::close(read_end);
-    if (write_end >= 0) ::close(write_end);
+    if (read_end >= 0)
+      ::close(read_end);
+    if (write_end >= 0)
+      ::close(write_end);
   }
   void put(char c) const { ASSERT_EQ(::write(write_end, &c, 1), 1); }
 };
@@ -40,7 +42,8 @@ struct Handler final : IoHandler {
   int calls = 0;
   void on_io(std::uint32_t events) override {
     ++calls;
-    if (fn) fn(events);
+    if (fn)
+      fn(events);
   }
 };
 

@@ -281,9 +281,8 @@ class LogReader {
   }
 
   static std::string headers_complete(const std::string& e) {
-    static const std::regex kHead(
-        R"(headers complete (?:method=\d+|status=(\d+)) v=(\d+)/(\d+) )"
-        R"(flags=([0-9a-f]+) content_length=(\d+))");
+    static const std::regex kHead(R"(headers complete (?:method=\d+|status=(\d+)) v=(\d+)/(\d+) )"
+                                  R"(flags=([0-9a-f]+) content_length=(\d+))");
     std::smatch m;
     if (!std::regex_search(e, m, kHead)) {
       return "unparsed: " + e;

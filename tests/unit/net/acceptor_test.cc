@@ -28,8 +28,9 @@ TEST(Acceptor, PauseStopsAcceptingAndResumeTakesTheBacklog) {
   Fd listener = listen_loopback();
   const auto addr = address_of(listener);
   std::vector<Fd> accepted;
-  auto acceptor = Acceptor::create(*loop, std::move(listener), SocketOptions{},
-                                   [&](Fd fd, const SocketAddress&) { accepted.push_back(std::move(fd)); });
+  auto acceptor =
+      Acceptor::create(*loop, std::move(listener), SocketOptions{},
+                       [&](Fd fd, const SocketAddress&) { accepted.push_back(std::move(fd)); });
   ASSERT_TRUE(acceptor);
   (*acceptor)->pause();
   EXPECT_TRUE((*acceptor)->is_paused());
@@ -69,10 +70,11 @@ TEST(Acceptor, OnAcceptMayDestroyTheAcceptor) {
   const auto addr = address_of(listener);
   std::unique_ptr<Acceptor> acceptor;
   int calls = 0;
-  auto created = Acceptor::create(*loop, std::move(listener), SocketOptions{}, [&](Fd, const SocketAddress&) {
-    ++calls;
-    acceptor.reset();
-  });
+  auto created =
+      Acceptor::create(*loop, std::move(listener), SocketOptions{}, [&](Fd, const SocketAddress&) {
+        ++calls;
+        acceptor.reset();
+      });
   ASSERT_TRUE(created);
   acceptor = std::move(*created);
   Fd c1 = start_client(addr);
@@ -90,8 +92,9 @@ TEST(Acceptor, DescriptorExhaustionPausesInsteadOfSpinning) {
   Fd listener = listen_loopback();
   const auto addr = address_of(listener);
   std::vector<Fd> accepted;
-  auto acceptor = Acceptor::create(*loop, std::move(listener), SocketOptions{},
-                                   [&](Fd fd, const SocketAddress&) { accepted.push_back(std::move(fd)); });
+  auto acceptor =
+      Acceptor::create(*loop, std::move(listener), SocketOptions{},
+                       [&](Fd fd, const SocketAddress&) { accepted.push_back(std::move(fd)); });
   ASSERT_TRUE(acceptor);
   Fd client = start_client(addr);
 

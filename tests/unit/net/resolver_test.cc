@@ -6,11 +6,10 @@
 #include <sys/socket.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
-
-#include <optional>
 
 #include <gtest/gtest.h>
 
@@ -49,7 +48,8 @@ class FakeDns final : public event::IoHandler {
     std::uint8_t buf[512];
     sockaddr_storage from{};
     socklen_t len = sizeof from;
-    const auto n = ::recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    const auto n =
+        ::recvfrom(fd_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
     if (n < 12) {
       return;
     }
@@ -60,7 +60,8 @@ class FakeDns final : public event::IoHandler {
     // RFC 1035 §4.1.1: same ID and question; QR=1, RA=1, RCODE=3 (name error), no answers.
     buf[2] = static_cast<std::uint8_t>(0x80 | (buf[2] & 0x01));
     buf[3] = 0x83;
-    ::sendto(fd_.get(), buf, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+    ::sendto(fd_.get(), buf, static_cast<std::size_t>(n), 0, reinterpret_cast<sockaddr*>(&from),
+             len);
   }
 
  private:
@@ -155,7 +156,8 @@ TEST(Resolver, NxdomainFromServerIsHostNotFound) {
   opts.timeout = milliseconds{2000};
   auto resolver = make_resolver(*loop, opts);
   Answer answer;
-  resolver->resolve("localhost.localdomain.holdfast-test", 1, [&](auto r) { answer = std::move(r); });
+  resolver->resolve("localhost.localdomain.holdfast-test", 1,
+                    [&](auto r) { answer = std::move(r); });
   ASSERT_TRUE(run_until(*loop, [&] { return answer.has_value(); }));
   ASSERT_FALSE(*answer);
   EXPECT_EQ(answer->error(), Errc::host_not_found);
@@ -172,7 +174,8 @@ TEST(Resolver, InvalidNameFailsClearlyAndQuickly) {
   Answer answer;
   const auto start = event::Clock::now();
   resolver->resolve("no-such-host.invalid", 80, [&](auto r) { answer = std::move(r); });
-  ASSERT_TRUE(run_until(*loop, [&] { return answer.has_value(); }, milliseconds{4000}));
+  ASSERT_TRUE(run_until(
+      *loop, [&] { return answer.has_value(); }, milliseconds{4000}));
   EXPECT_LT(event::Clock::now() - start, milliseconds{3000});
   ASSERT_FALSE(*answer);
   const auto ec = answer->error();
@@ -192,7 +195,8 @@ TEST(Resolver, SilentServerTimesOutWithinTheBound) {
   const auto start = event::Clock::now();
   resolver->resolve("silent.holdfast-test", 80, [&](auto r) { answer = std::move(r); });
   EXPECT_EQ(resolver->pending(), 1u);
-  ASSERT_TRUE(run_until(*loop, [&] { return answer.has_value(); }, milliseconds{3000}));
+  ASSERT_TRUE(run_until(
+      *loop, [&] { return answer.has_value(); }, milliseconds{3000}));
   const auto took = event::Clock::now() - start;
   ASSERT_FALSE(*answer);
   EXPECT_EQ(answer->error(), Errc::dns_timeout) << describe(answer->error());

@@ -1,11 +1,10 @@
 // Unit tests of the socket functions over loopback (127.0.0.1 only), driven by a Loop.
 #include "net/socket.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-
-#include <fcntl.h>
 
 #include <cstring>
 #include <string>
