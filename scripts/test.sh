@@ -6,7 +6,7 @@
 #   HOLDFAST_SKIP_LINT=1        skip the static checks (layers, clang-format, clang-tidy)
 #   HOLDFAST_TIDY=0             skip clang-tidy only
 #   HOLDFAST_FORMAT_STRICT=1    fail on files clang-format would change (default 1; 0: report only)
-#   HOLDFAST_TIDY_STRICT=1      fail on clang-tidy warnings (default 0: report only)
+#   HOLDFAST_TIDY_STRICT=1      fail on clang-tidy warnings (default 1; 0: report only)
 #   HOLDFAST_SKIP_ASAN=1        skip the ASan+UBSan build and run
 #   HOLDFAST_SKIP_FUZZ=1        skip the fuzz build and smoke
 #   HOLDFAST_FUZZ_SECONDS=N     smoke time per fuzz target (default 30)
@@ -113,8 +113,8 @@ check_tidy() {
     tail -20 "$log"
   fi
   [[ $count -eq 0 && $rc -eq 0 ]] && return 0
-  [[ ${HOLDFAST_TIDY_STRICT:-0} == 1 ]] && return 1
-  echo "(report-only: set HOLDFAST_TIDY_STRICT=1 to fail on these)"
+  [[ ${HOLDFAST_TIDY_STRICT:-1} == 1 ]] && return 1
+  echo "(report-only: HOLDFAST_TIDY_STRICT=0)"
   return 2
 }
 

@@ -18,19 +18,21 @@
 
 namespace holdfast::event {
 
-/// Readiness bits passed to watch()/modify() and delivered to IoHandler::on_io.
-enum IoEvent : std::uint32_t {
-  kReadable = 1,  ///< EPOLLIN (data, EOF, or a pending accept)
-  kWritable = 2,  ///< EPOLLOUT
-  kError = 4,     ///< EPOLLERR or EPOLLHUP: delivered whether asked for or not; read or query
-                  ///< SO_ERROR to learn what happened
-};
+// Readiness bits passed to watch()/modify() and delivered to IoHandler::on_io: constants of a
+// bit set, not an enum, so that they combine with | without casts.
+/// EPOLLIN (data, EOF, or a pending accept).
+inline constexpr std::uint32_t kReadable = 1;
+/// EPOLLOUT.
+inline constexpr std::uint32_t kWritable = 2;
+/// EPOLLERR or EPOLLHUP: delivered whether asked for or not; read or query SO_ERROR to learn
+/// what happened.
+inline constexpr std::uint32_t kError = 4;
 
 /// Receives readiness of a watched descriptor. Not owned by the loop: unwatch before destroying it.
 class IoHandler {
  public:
-  /// Called on the loop thread with the IoEvent bits that are ready (level-triggered: called again
-  /// on every iteration while the condition holds).
+  /// Called on the loop thread with the readiness bits (kReadable | kWritable | kError) that are
+  /// ready (level-triggered: called again on every iteration while the condition holds).
   virtual void on_io(std::uint32_t events) = 0;
 
  protected:
@@ -50,8 +52,9 @@ class Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  /// Starts watching `fd` for `events` (IoEvent bits; 0 = only errors) on behalf of `handler`,
-  /// which must stay valid until unwatch(fd). Errors: the system's (EEXIST if already watched).
+  /// Starts watching `fd` for `events` (kReadable/kWritable bits; 0 = only errors) on behalf of
+  /// `handler`, which must stay valid until unwatch(fd). Errors: the system's (EEXIST if already
+  /// watched).
   Result<void> watch(int fd, std::uint32_t events, IoHandler* handler);
   /// Changes the events and/or handler of a watched fd. Errors: the system's (ENOENT if not
   /// watched).

@@ -160,7 +160,8 @@ void TimerWheel::fire_list(TimerLink& list) {
 
 void TimerWheel::cascade(int level, int slot) {
   TimerLink moving;
-  splice_all(lists_[static_cast<std::size_t>(level * kSlots + slot)], moving);
+  splice_all(lists_[(static_cast<std::size_t>(level) * kSlots) + static_cast<std::size_t>(slot)],
+             moving);
   occupied_[static_cast<std::size_t>(level)] &= ~(std::uint64_t{1} << slot);
   while (moving.next != &moving) {
     Timer* t = moving.next->owner;

@@ -174,7 +174,7 @@ Resolver::~Resolver() {
   }
 }
 
-void Resolver::resolve(std::string host, std::uint16_t port, Callback cb) {
+void Resolver::resolve(const std::string& host, std::uint16_t port, Callback cb) {
   if (host.empty()) {
     complete(std::move(cb), fail(Errc::invalid_argument));
     return;

@@ -54,7 +54,7 @@ class Resolver {
   /// resolve() returns), even for answers known at once: numeric IPs (no lookup), "localhost" and
   /// "*.localhost" (127.0.0.1 then ::1, RFC 6761 §6.3) and "*.invalid" (host_not_found, RFC 6761
   /// §6.4). A callback may destroy the Resolver.
-  void resolve(std::string host, std::uint16_t port, Callback cb);
+  void resolve(const std::string& host, std::uint16_t port, Callback cb);
 
   /// Resolutions started and not yet answered.
   [[nodiscard]] std::size_t pending() const { return pending_; }
