@@ -35,6 +35,7 @@ enum class Errc {
   shutting_down,            ///< the client or server is shutting down and takes no new work
   protocol_error,           ///< the peer broke the protocol in a way with no more specific code
   address_in_use,           ///< (reserved) the listening address is taken
+  body_read_timeout,        ///< no byte of a request body arrived for the body read timeout
 };
 
 /// The category of Errc ("holdfast").

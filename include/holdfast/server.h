@@ -36,7 +36,12 @@ struct ServerLimits {
   std::size_t max_connections = 0;           ///< 0: only the process's descriptor limit
 };
 
-/// Everything a Server is configured with. Copyable plain data.
+/// Decides, once a request's head has arrived, whether its handler runs at once with the body
+/// streamed (true: the handler reads it through ResponseWriter::read_body) or only after the whole
+/// body has been buffered into Request::body (false). Called on the loop thread; must not block.
+using StreamBodyPredicate = std::function<bool(const Request& head)>;
+
+/// Everything a Server is configured with. Copyable.
 struct ServerOptions {
   std::string bind = "127.0.0.1";       ///< numeric address to listen on
   std::uint16_t port = 0;               ///< 0: the kernel picks (see Server::port())
@@ -47,6 +52,9 @@ struct ServerOptions {
   std::size_t threads = 1;                 ///< event-loop threads; connections spread over them
   bool reuse_port = false;                 ///< SO_REUSEPORT, for pre-forked workers
   std::string server_header = "holdfast";  ///< Server: header; empty sends none
+  /// Which request bodies are streamed to the handler; unset: every body is buffered (up to
+  /// limits.max_body, which also bounds streamed bodies).
+  StreamBodyPredicate stream_body;
 };
 
 /// The handle a handler answers through. Copyable (all copies refer to the same exchange).
@@ -65,6 +73,23 @@ class ResponseWriter {
   /// Runs `fn` on the connection's loop after `delay` (not at all if the connection closes first);
   /// for handlers that answer later without a thread of their own.
   void after(std::chrono::milliseconds delay, std::function<void(const ResponseWriter&)> fn) const;
+  /// Back-pressure for streamed responses: runs `fn` once on the connection's loop, never before
+  /// this call returns, as soon as everything written so far has been handed to the kernel (and
+  /// this exchange's turn has come, for a pipelined request). A handler that writes its next piece
+  /// from `fn` never queues more than one piece in user space. Not run if the connection closes
+  /// first; a later call replaces an earlier one that has not run yet.
+  void when_writable(std::function<void(const ResponseWriter&)> fn) const;
+  /// Reads a streamed request body (ServerOptions::stream_body): `on_chunk` gets the body piece by
+  /// piece as it arrives (bytes that came before this call first), then `on_end` is called once:
+  /// success after the last byte, or the error that ended the body (Errc::connection_closed,
+  /// Errc::body_read_timeout, Errc::body_too_large, an Http1Errc for broken chunked framing, the
+  /// error `on_chunk` returned, or Errc::cancelled when the response completed before the body was
+  /// read: the connection then closes after the response). Until this is called, at most 256 KiB
+  /// of body is buffered and reading pauses. When the body failed and the handler has not started a
+  /// response by the time `on_end` returns, the server answers with 400, 408 or 413 itself.
+  /// For a request whose body was buffered, `on_chunk` gets Request::body (if not empty) and
+  /// `on_end` succeeds, at once. Call at most once per request; callbacks run on the loop thread.
+  void read_body(BodySink on_chunk, std::function<void(Result<void>)> on_end) const;
   /// False once the connection is gone.
   [[nodiscard]] bool is_open() const;
 
@@ -75,9 +100,10 @@ class ResponseWriter {
   std::shared_ptr<State> state_;
 };
 
-/// Called on a loop thread for every request, with the whole body read (up to limits.max_body).
-/// Must not block: answer through the writer, now or later. Pipelined requests on one connection
-/// are answered in order whatever order their handlers finish in.
+/// Called on a loop thread for every request, with the whole body read (up to limits.max_body),
+/// or as soon as its head has arrived when ServerOptions::stream_body says so. Must not block:
+/// answer through the writer, now or later. Pipelined requests on one connection are answered in
+/// order whatever order their handlers finish in.
 using Handler = std::function<void(const Request& request, const ResponseWriter& response)>;
 
 /// An HTTP server.

@@ -38,6 +38,7 @@ class GenericCategory final : public std::error_category {
       case Errc::shutting_down: return "shutting down: no new work accepted";
       case Errc::protocol_error: return "protocol error";
       case Errc::address_in_use: return "address in use";
+      case Errc::body_read_timeout: return "request body read timeout";
     }
     return "unknown holdfast error " + std::to_string(value);
   }

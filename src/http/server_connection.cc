@@ -4,11 +4,22 @@
 #include <charconv>
 #include <utility>
 
+#include "holdfast/error.h"
 #include "holdfast/http1_error.h"
 #include "http1/serializer.h"
 
 namespace holdfast::http {
-namespace {}  // namespace
+namespace {
+
+// A streamed request body waiting for its reader (read_body not called yet) is buffered up to
+// this much; then reading pauses, and the kernel's receive window pushes back on the client.
+constexpr std::size_t kBodyBufferLimit = 256 * 1024;
+
+std::span<const std::uint8_t> as_bytes(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
 
 /// One pending after() call: an embedded timer and the function to run.
 struct ServerConnection::AfterTask {
@@ -39,8 +50,10 @@ ServerConnection::ServerConnection(ServerLoopContext& context)
       write_timer_(context.loop().timers(), [this] { on_write_timeout(); }) {}
 
 ServerConnection::~ServerConnection() {
-  // Normally closed (and retired) already; not when the transport could not be created.
+  // Normally closed (and retired) already; not when the transport could not be created, or when
+  // the server goes away: then no user callback runs any more.
   closed_ = true;
+  in_destructor_ = true;
   read_timer_.cancel();
   write_timer_.cancel();
   release_exchanges();
@@ -102,7 +115,10 @@ void ServerConnection::on_drained() {
     }
     return;
   }
-  update_idle();
+  run_writable();
+  if (!closed_) {
+    update_idle();
+  }
 }
 
 void ServerConnection::on_peer_closed() {
@@ -116,12 +132,19 @@ void ServerConnection::on_peer_closed() {
     }
     return;
   }
+  // A streamed body cut short: its handler runs already and hears of it (and may still answer).
+  if (reading_ != nullptr && reading_->phase != State::Phase::reading) {
+    fail_body(*reading_, make_error_code(Errc::connection_closed), 400);
+    if (closed_) {
+      return;
+    }
+  }
   // A request cut short can never be answered: forget it (its handler never ran). Requests read
   // in full are still answered (the client may have half-closed after sending them).
   if (reading_ != nullptr) {
     State* dropped = reading_;
     reading_ = nullptr;
-    dropped->connection = nullptr;
+    dropped->owner = nullptr;
     dropped->open.store(false, std::memory_order_relaxed);
     if (head_.get() == dropped) {
       head_.reset();
@@ -180,6 +203,7 @@ http1::ParserHandler::BodyMode ServerConnection::on_headers_complete() {
     s.expects_continue = true;
     send_continue(s);
   }
+  s.body_streamed = wants_streamed_body(s);
   return BodyMode::normal;
 }
 
@@ -193,7 +217,10 @@ void ServerConnection::on_body(std::span<const std::uint8_t> data) {
     return;
   }
   s.body_bytes += data.size();
-  s.request.body.append(reinterpret_cast<const char*>(data.data()), data.size());
+  // A streamed body is handed over after feed() returns, never from inside the parser: the
+  // handler may answer, or close, from its callback.
+  auto& into = s.body_streamed ? s.body_buffer : s.request.body;
+  into.append(reinterpret_cast<const char*>(data.data()), data.size());
 }
 
 void ServerConnection::on_message_complete() { message_complete_ = true; }
@@ -223,15 +250,31 @@ std::size_t ServerConnection::parse(std::span<const std::uint8_t> data) {
     auto fed = parser_->feed(data.subspan(off));
     if (!fed) {
       const int status = suggested_status(fed.error());
-      reject(*reading_, status == 0 ? 400 : status);
+      if (reading_->phase != State::Phase::reading) {
+        fail_body(*reading_, fed.error(), status == 0 ? 400 : status);  // a streamed body
+      } else {
+        reject(*reading_, status == 0 ? 400 : status);
+      }
       off = data.size();
       break;
     }
     off += *fed;
     if (body_too_large_) {
-      reject(*reading_, 413);
+      if (reading_->phase != State::Phase::reading) {
+        fail_body(*reading_, make_error_code(Errc::body_too_large), 413);
+      } else {
+        reject(*reading_, 413);
+      }
       off = data.size();
       break;
+    }
+    if (reading_->body_streamed) {
+      const bool done = message_complete_;
+      message_complete_ = false;
+      if (!step_streamed(*reading_, done)) {
+        break;  // the body goes on in the next read (or reading stopped)
+      }
+      continue;
     }
     if (!message_complete_) {
       break;  // the parser needs more bytes; keep the rest for the next read
@@ -285,7 +328,7 @@ bool ServerConnection::can_start_request() const {
 void ServerConnection::begin_request() {
   auto state = std::make_shared<State>();
   state->loop = context_.handle();
-  state->connection = this;
+  state->owner = this;
   if (tail_ == nullptr) {
     head_ = state;
   } else {
@@ -324,6 +367,198 @@ void ServerConnection::dispatch() {
   context_.config().handler(state->request, ResponseWriter(state));
 }
 
+bool ServerConnection::wants_streamed_body(const State& state) const {
+  const auto& predicate = context_.config().stream_body;
+  if (!predicate || parser_->is_upgrade()) {
+    return false;
+  }
+  // Only a request that has a body: GET without one keeps the plain path.
+  if (!parser_->is_chunked() && parser_->content_length().value_or(0) == 0) {
+    return false;
+  }
+  return predicate(state.request);
+}
+
+// One parsed step of a request whose body is streamed: runs its handler at once (the first
+// time), hands over the body bytes, and finishes the read when the message is complete. Returns
+// true when parsing goes on with the next request in the same bytes.
+bool ServerConnection::step_streamed(State& state, bool message_done) {
+  const std::shared_ptr<State> keep = state.shared_from_this();
+  if (message_done) {
+    end_streamed_read(state);
+  }
+  if (state.phase == State::Phase::reading) {
+    state.phase = State::Phase::handling;
+    context_.config().counters.requests.fetch_add(1, std::memory_order_relaxed);
+    if (!state.keep_alive || no_more_requests_ || context_.is_draining()) {
+      state.close_after = true;  // RFC 9112 §9.6; reading stops once the body is in
+      if (message_done) {
+        stop_reading();
+      }
+    }
+    context_.config().handler(state.request, ResponseWriter(keep));
+  }
+  if (closed_) {
+    return false;
+  }
+  deliver_body(state);
+  if (closed_ || !message_done) {
+    if (!closed_ && reading_ == &state && !state.body_reader &&
+        state.body_buffer.size() >= kBodyBufferLimit) {
+      pause_for_body();
+    }
+    return false;
+  }
+  return read_phase_ != ReadPhase::stopped && read_phase_ != ReadPhase::lingering;
+}
+
+void ServerConnection::end_streamed_read(State& state) {
+  reading_ = nullptr;
+  read_phase_ = ReadPhase::idle;
+  read_timer_.cancel();
+  state.body_complete = true;
+  if (state.close_after && state.phase != State::Phase::reading) {
+    stop_reading();
+  }
+}
+
+// Hands buffered body bytes to the reader, then the end of the body.
+void ServerConnection::deliver_body(State& state) {
+  if (!state.body_reader || state.body_ended) {
+    return;
+  }
+  if (!state.body_buffer.empty()) {
+    const std::string chunk = std::move(state.body_buffer);
+    state.body_buffer = std::string();
+    auto delivered = state.on_body_chunk(as_bytes(chunk));
+    if (closed_ || state.body_ended) {
+      return;  // the handler answered (or the connection went) from inside its sink
+    }
+    if (!delivered) {
+      fail_body(state, delivered.error(), 500);
+      return;
+    }
+  }
+  if (state.body_complete && !state.body_error) {
+    state.body_ended = true;
+    auto on_end = std::move(state.on_body_end);
+    state.on_body_chunk = nullptr;
+    on_end(Result<void>{});
+    return;
+  }
+  if (body_paused_ && reading_ == &state) {
+    resume_for_body();
+  }
+}
+
+// A streamed body ended early: no more of it (or of this connection) is read; the reader hears
+// why, and if the handler has not started to answer by then, `status` answers for it.
+void ServerConnection::fail_body(State& state, std::error_code ec, int status) {
+  const std::shared_ptr<State> keep = state.shared_from_this();
+  if (reading_ == &state) {
+    reading_ = nullptr;
+  }
+  state.body_error = ec;
+  state.body_error_status = status;
+  state.body_complete = true;
+  state.close_after = true;
+  stop_reading();
+  if (!state.body_reader || state.body_ended) {
+    return;  // read_body() reports it when it is called
+  }
+  state.body_ended = true;
+  state.body_buffer = std::string();
+  auto on_end = std::move(state.on_body_end);
+  state.on_body_chunk = nullptr;
+  on_end(fail(ec));
+  if (!closed_ && state.owner == this && state.phase == State::Phase::handling) {
+    reject(state, status);
+  }
+}
+
+void ServerConnection::pause_for_body() {
+  body_paused_ = true;
+  read_timer_.cancel();  // the client is not slow: we are not reading
+  if (!paused_) {
+    paused_ = true;
+    transport_->pause_reading();
+  }
+}
+
+void ServerConnection::resume_for_body() {
+  body_paused_ = false;
+  if (closed_ || !paused_ || read_phase_ != ReadPhase::body) {
+    return;
+  }
+  paused_ = false;
+  transport_->resume_reading();
+  arm_read_timer(context_.config().timeouts.body_read);
+  drain_input();
+}
+
+void ServerConnection::read_body(const std::shared_ptr<State>& state, BodySink on_chunk,
+                                 BodyEnd on_end) {
+  State& s = *state;
+  if (s.body_reader || !on_end) {
+    return;
+  }
+  s.body_reader = true;
+  if (!s.body_streamed) {
+    // Buffered: the whole body is in the request already.
+    s.body_ended = true;
+    if (!s.request.body.empty() && on_chunk) {
+      if (auto r = on_chunk(as_bytes(s.request.body)); !r) {
+        on_end(fail(r.error()));
+        return;
+      }
+    }
+    on_end(Result<void>{});
+    return;
+  }
+  s.on_body_chunk =
+      on_chunk ? std::move(on_chunk)
+               : BodySink([](std::span<const std::uint8_t>) -> Result<void> { return {}; });
+  s.on_body_end = std::move(on_end);
+  if (s.body_ended) {
+    // The response completed before the body was read (Errc::cancelled), or the body failed.
+    auto end = std::move(s.on_body_end);
+    end(fail(s.body_error ? s.body_error : make_error_code(Errc::cancelled)));
+    return;
+  }
+  if (s.body_error) {
+    s.body_ended = true;
+    auto end = std::move(s.on_body_end);
+    end(fail(s.body_error));
+    if (!closed_ && s.owner == this && s.phase == State::Phase::handling) {
+      reject(s, s.body_error_status);
+    }
+    return;
+  }
+  deliver_body(s);
+}
+
+void ServerConnection::when_writable(const std::shared_ptr<State>& state, Writable fn) {
+  state->on_writable = std::move(fn);
+  if (is_head(*state) && transport_->pending_output() == 0) {
+    // Never from inside the caller: a handler writing from its callback would recurse.
+    context_.loop().post([state] {
+      if (state->owner != nullptr) {
+        static_cast<ServerConnection*>(state->owner)->run_writable();
+      }
+    });
+  }
+}
+
+void ServerConnection::run_writable() {
+  if (closed_ || !head_ || !head_->on_writable || transport_->pending_output() > 0) {
+    return;
+  }
+  auto fn = std::move(head_->on_writable);
+  head_->on_writable = nullptr;
+  const std::shared_ptr<State> keep = head_;
+  fn(ResponseWriter(keep));
+}
+
 void ServerConnection::reject(State& state, int status) {
   context_.config().counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
   reading_ = nullptr;
@@ -352,7 +587,7 @@ void ServerConnection::stop_reading() {
 }
 
 void ServerConnection::maybe_resume_reading() {
-  if (!paused_ || closed_ || no_more_requests_ || !can_start_request()) {
+  if (!paused_ || closed_ || no_more_requests_ || body_paused_ || !can_start_request()) {
     return;
   }
   paused_ = false;
@@ -373,6 +608,10 @@ void ServerConnection::on_read_timeout() {
   switch (read_phase_) {
     case ReadPhase::head:
     case ReadPhase::body:
+      if (reading_->phase != State::Phase::reading) {
+        fail_body(*reading_, make_error_code(Errc::body_read_timeout), 408);
+        return;
+      }
       // RFC 9110 §15.5.9: 408, then close. Queued behind earlier answers like any response.
       reject(*reading_, 408);
       return;
@@ -449,10 +688,18 @@ void ServerConnection::close() {
 }
 
 void ServerConnection::release_exchanges() {
-  // Iteratively, so a long queue does not recurse through shared_ptr destructors.
+  // Iteratively, so a long queue does not recurse through shared_ptr destructors. A streamed
+  // body's reader hears that the connection went (its writer does nothing from now on).
   for (auto s = std::move(head_); s;) {
-    s->connection = nullptr;
+    s->owner = nullptr;
     s->open.store(false, std::memory_order_relaxed);
+    s->on_writable = nullptr;
+    if (s->body_reader && !s->body_ended && !in_destructor_) {
+      s->body_ended = true;
+      auto on_end = std::move(s->on_body_end);
+      s->on_body_chunk = nullptr;
+      on_end(fail(make_error_code(Errc::connection_closed)));
+    }
     s = std::move(s->next);
   }
   tail_ = nullptr;

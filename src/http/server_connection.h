@@ -25,7 +25,9 @@ namespace holdfast::http {
 /// request order. Owns its transport and timers; idle, it holds no buffer, parser or exchange.
 /// Loop-thread only. Created and destroyed by its ServerLoopContext (never from inside one of its
 /// own callbacks: closing retires it, and the context deletes it later).
-class ServerConnection final : public transport::TransportHandler, public http1::ParserHandler {
+class ServerConnection final : public transport::TransportHandler,
+                               public http1::ParserHandler,
+                               public ExchangeOwner {
  public:
   using State = ResponseWriter::State;
 
@@ -38,13 +40,15 @@ class ServerConnection final : public transport::TransportHandler, public http1:
   /// the keep-alive timer that bounds the wait for the first request.
   void start(std::unique_ptr<transport::Transport> transport);
 
-  // ---- Calls from ResponseWriter (loop thread; `state` belongs to this connection) ----
-  void send(State& state, Response response);
-  void start_stream(State& state, int status, Headers headers);
-  void write_chunk(State& state, std::string chunk);
-  void finish_stream(State& state);
+  // ---- ExchangeOwner: calls from ResponseWriter (loop thread; `state` is one of ours) ----
+  void send(State& state, Response response) override;
+  void start_stream(State& state, int status, Headers headers) override;
+  void write_chunk(State& state, std::string chunk) override;
+  void finish_stream(State& state) override;
   void after(const std::shared_ptr<State>& state, std::chrono::milliseconds delay,
-             std::function<void(const ResponseWriter&)> fn);
+             Writable fn) override;
+  void when_writable(const std::shared_ptr<State>& state, Writable fn) override;
+  void read_body(const std::shared_ptr<State>& state, BodySink on_chunk, BodyEnd on_end) override;
 
   /// Graceful shutdown: closes now when idle, else after the requests already begun.
   void drain();
@@ -81,6 +85,14 @@ class ServerConnection final : public transport::TransportHandler, public http1:
   bool can_start_request() const;
   void begin_request();
   void dispatch();
+  bool wants_streamed_body(const State& state) const;
+  bool step_streamed(State& state, bool message_done);
+  void end_streamed_read(State& state);
+  void deliver_body(State& state);
+  void fail_body(State& state, std::error_code ec, int status);
+  void pause_for_body();
+  void resume_for_body();
+  void run_writable();
   void reject(State& state, int status);
   void stop_reading();
   void maybe_resume_reading();
@@ -129,6 +141,8 @@ class ServerConnection final : public transport::TransportHandler, public http1:
   bool processing_ = false;  // inside process_input (re-entrancy guard)
   bool message_complete_ = false;
   bool body_too_large_ = false;
+  bool body_paused_ = false;    // reading paused: a streamed body waits for its reader
+  bool in_destructor_ = false;  // release_exchanges() calls no user callback
 };
 
 }  // namespace holdfast::http

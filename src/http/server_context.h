@@ -39,6 +39,7 @@ struct ServerConfig {
   ServerLimits limits;
   std::string server_header;
   Handler handler;
+  StreamBodyPredicate stream_body;          ///< empty: every request body is buffered
   std::shared_ptr<const tls::Context> tls;  ///< null: plain HTTP
   ServerCounters counters;
   /// Called on a loop thread after a connection closed and connections_open was decremented (the

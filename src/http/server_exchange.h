@@ -3,16 +3,49 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include "holdfast/server.h"
 
 namespace holdfast::http {
 class LoopHandle;
-class ServerConnection;
+
+/// What a ResponseWriter drives: the connection that owns an exchange (HTTP/1.1), or the stream
+/// table of one (HTTP/2). Every call comes on the owner's loop thread with one of its own live
+/// exchanges; calls in the wrong phase (e.g. write before start) do nothing.
+class ExchangeOwner {
+ public:
+  using State = ResponseWriter::State;
+  using Writable = std::function<void(const ResponseWriter&)>;
+  using BodyEnd = std::function<void(Result<void>)>;
+
+  /// ResponseWriter::send.
+  virtual void send(State& state, Response response) = 0;
+  /// ResponseWriter::start.
+  virtual void start_stream(State& state, int status, Headers headers) = 0;
+  /// ResponseWriter::write.
+  virtual void write_chunk(State& state, std::string chunk) = 0;
+  /// ResponseWriter::finish.
+  virtual void finish_stream(State& state) = 0;
+  /// ResponseWriter::after.
+  virtual void after(const std::shared_ptr<State>& state, std::chrono::milliseconds delay,
+                     Writable fn) = 0;
+  /// ResponseWriter::when_writable.
+  virtual void when_writable(const std::shared_ptr<State>& state, Writable fn) = 0;
+  /// ResponseWriter::read_body.
+  virtual void read_body(const std::shared_ptr<State>& state, BodySink on_chunk,
+                         BodyEnd on_end) = 0;
+
+ protected:
+  ~ExchangeOwner() = default;
+};
+
 }  // namespace holdfast::http
 
 namespace holdfast {
@@ -27,8 +60,9 @@ struct ResponseWriter::State : std::enable_shared_from_this<ResponseWriter::Stat
   /// False once the connection is gone (readable from any thread).
   std::atomic<bool> open{true};
 
-  /// The connection (a weak reference: cleared when the connection closes).
-  http::ServerConnection* connection = nullptr;
+  /// The connection or stream table (a weak reference: cleared when the exchange ends or the
+  /// connection closes).
+  http::ExchangeOwner* owner = nullptr;
   /// The next exchange on the same connection (the connection's queue link).
   std::shared_ptr<State> next;
 
@@ -53,6 +87,20 @@ struct ResponseWriter::State : std::enable_shared_from_this<ResponseWriter::Stat
   bool until_close = false;   ///< the streamed body is delimited by the close (HTTP/1.0)
   bool expects_continue = false;
   bool continue_sent = false;  ///< "100 Continue" went out (or is queued)
+
+  /// when_writable()'s function, run once the output is drained and this exchange is the head.
+  std::function<void(const ResponseWriter&)> on_writable;
+
+  // ---- A streamed request body (ServerOptions::stream_body) ----
+  bool body_streamed = false;  ///< the handler runs at the head and reads the body itself
+  bool body_complete = false;  ///< the last byte arrived (or body_error is set)
+  bool body_reader = false;    ///< read_body() was called
+  bool body_ended = false;     ///< on_end was called (or is not wanted any more)
+  std::error_code body_error;  ///< why the body ended early
+  int body_error_status = 0;   ///< the status the server answers with if the handler does not
+  std::string body_buffer;     ///< received, not yet delivered to the sink
+  BodySink on_body_chunk;
+  std::function<void(Result<void>)> on_body_end;
 };
 
 }  // namespace holdfast

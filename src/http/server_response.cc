@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "holdfast/error.h"
 #include "http/server_connection.h"
 #include "http1/serializer.h"
 #include "http1/syntax.h"
@@ -146,6 +147,9 @@ void ServerConnection::send(State& state, Response response) {
       }
     }
   }
+  if (state.body_streamed && !state.body_complete) {
+    state.close_after = true;  // answered before its body is in: say so in this head
+  }
   state.phase = State::Phase::streaming;
   write_head(state, status, response.reason, response.headers, length, false);
   if (!no_body && !state.head_request) {
@@ -219,8 +223,25 @@ void ServerConnection::advance_queue() {
       tail_ = nullptr;
     }
     --queued_;
-    done->connection = nullptr;  // later calls through its writer do nothing
+    done->owner = nullptr;  // later calls through its writer do nothing
     done->open.store(false, std::memory_order_relaxed);
+    done->on_writable = nullptr;
+    if (done->body_streamed && !done->body_complete) {
+      // Answered before its body was in: the rest is not read (RFC 9112 §9.6 lets the server
+      // close instead), and a reader still waiting hears why.
+      done->close_after = true;
+      if (done->body_reader && !done->body_ended) {
+        done->body_ended = true;
+        auto on_end = std::move(done->on_body_end);
+        done->on_body_chunk = nullptr;
+        on_end(fail(make_error_code(Errc::cancelled)));
+        if (closed_) {
+          return;
+        }
+      }
+    } else if (done->body_streamed && !done->body_ended) {
+      done->body_ended = true;  // complete but never read: read_body() reports cancelled
+    }
     if (done->close_after) {
       begin_close();
       return;
@@ -230,6 +251,14 @@ void ServerConnection::advance_queue() {
       head_->pending = std::string();
       transport_->write(std::move(bytes));
       watch_output();
+    }
+    if (head_ && head_->on_writable && transport_->pending_output() == 0) {
+      // Its when_writable() waited for its turn; the output is drained already.
+      context_.loop().post([state = head_] {
+        if (state->owner != nullptr) {
+          static_cast<ServerConnection*>(state->owner)->run_writable();
+        }
+      });
     }
   }
   if (closed_) {

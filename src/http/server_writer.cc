@@ -1,17 +1,16 @@
 // ResponseWriter: a handler's handle on one exchange; calls from other threads go through post().
 #include <utility>
 
-#include "http/server_connection.h"
 #include "http/server_context.h"
 #include "http/server_exchange.h"
 
 namespace holdfast {
 namespace {
 
-using http::ServerConnection;
+using http::ExchangeOwner;
 using State = ResponseWriter::State;
 
-// Runs `fn(connection, state)` on the exchange's loop: at once on that loop's thread, else
+// Runs `fn(owner, state)` on the exchange's loop: at once on that loop's thread, else
 // posted (in call order). Does nothing once the connection (or the whole server) is gone.
 template <typename Fn>
 void run_on_loop(const std::shared_ptr<State>& state, Fn fn) {
@@ -19,14 +18,14 @@ void run_on_loop(const std::shared_ptr<State>& state, Fn fn) {
     return;
   }
   if (state->loop->is_in_loop_thread()) {
-    if (state->connection != nullptr) {
-      fn(*state->connection, state);
+    if (state->owner != nullptr) {
+      fn(*state->owner, state);
     }
     return;
   }
   state->loop->post([state, fn = std::move(fn)]() mutable {
-    if (state->connection != nullptr) {
-      fn(*state->connection, state);
+    if (state->owner != nullptr) {
+      fn(*state->owner, state);
     }
   });
 }
@@ -34,7 +33,7 @@ void run_on_loop(const std::shared_ptr<State>& state, Fn fn) {
 }  // namespace
 
 void ResponseWriter::send(Response response) const {
-  run_on_loop(state_, [response = std::move(response)](ServerConnection& c,
+  run_on_loop(state_, [response = std::move(response)](ExchangeOwner& c,
                                                        const std::shared_ptr<State>& s) mutable {
     c.send(*s, std::move(response));
   });
@@ -42,13 +41,13 @@ void ResponseWriter::send(Response response) const {
 
 void ResponseWriter::start(int status, Headers headers) const {
   run_on_loop(state_, [status, headers = std::move(headers)](
-                          ServerConnection& c, const std::shared_ptr<State>& s) mutable {
+                          ExchangeOwner& c, const std::shared_ptr<State>& s) mutable {
     c.start_stream(*s, status, std::move(headers));
   });
 }
 
 void ResponseWriter::write(std::string chunk) const {
-  run_on_loop(state_, [chunk = std::move(chunk)](ServerConnection& c,
+  run_on_loop(state_, [chunk = std::move(chunk)](ExchangeOwner& c,
                                                  const std::shared_ptr<State>& s) mutable {
     c.write_chunk(*s, std::move(chunk));
   });
@@ -56,14 +55,28 @@ void ResponseWriter::write(std::string chunk) const {
 
 void ResponseWriter::finish() const {
   run_on_loop(state_,
-              [](ServerConnection& c, const std::shared_ptr<State>& s) { c.finish_stream(*s); });
+              [](ExchangeOwner& c, const std::shared_ptr<State>& s) { c.finish_stream(*s); });
 }
 
 void ResponseWriter::after(std::chrono::milliseconds delay,
                            std::function<void(const ResponseWriter&)> fn) const {
-  run_on_loop(state_, [delay, fn = std::move(fn)](ServerConnection& c,
+  run_on_loop(state_, [delay, fn = std::move(fn)](ExchangeOwner& c,
                                                   const std::shared_ptr<State>& s) mutable {
     c.after(s, delay, std::move(fn));
+  });
+}
+
+void ResponseWriter::when_writable(std::function<void(const ResponseWriter&)> fn) const {
+  run_on_loop(state_,
+              [fn = std::move(fn)](ExchangeOwner& c, const std::shared_ptr<State>& s) mutable {
+                c.when_writable(s, std::move(fn));
+              });
+}
+
+void ResponseWriter::read_body(BodySink on_chunk, std::function<void(Result<void>)> on_end) const {
+  run_on_loop(state_, [on_chunk = std::move(on_chunk), on_end = std::move(on_end)](
+                          ExchangeOwner& c, const std::shared_ptr<State>& s) mutable {
+    c.read_body(s, std::move(on_chunk), std::move(on_end));
   });
 }
 

@@ -123,6 +123,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Handler han
   impl->config.limits = options.limits;
   impl->config.server_header = options.server_header;
   impl->config.handler = std::move(handler);
+  impl->config.stream_body = std::move(options.stream_body);
   impl->max_connections = options.limits.max_connections;
   if (options.tls) {
     auto ctx = tls::Context::server(*options.tls);

@@ -47,6 +47,7 @@ class RawClient {
   RawClient& operator=(const RawClient&) = delete;
 
   [[nodiscard]] bool connected() const { return connected_; }
+  [[nodiscard]] int fd() const { return fd_; }
 
   void send(const std::string& data) {
     std::size_t off = 0;

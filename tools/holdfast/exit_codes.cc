@@ -27,7 +27,8 @@ ExitCode generic_exit_code(Errc e) {
     case Errc::response_header_timeout:
     case Errc::idle_read_timeout:
     case Errc::deadline_exceeded:
-    case Errc::pool_exhausted: return ExitCode::timeout;
+    case Errc::pool_exhausted:
+    case Errc::body_read_timeout: return ExitCode::timeout;
     case Errc::keepalive_lost:
     case Errc::user_timeout:
     case Errc::connection_closed: return ExitCode::connection_lost;

@@ -17,9 +17,9 @@ namespace {
 
 constexpr std::string_view kPattern =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-// /bytes writes at most this many pieces per timer tick, then yields the loop so that the
-// connection's output is flushed before more is queued (ResponseWriter has no drain callback).
-constexpr int kPiecesPerTick = 16;
+// /bytes writes this many pieces at a time, then waits until the connection has handed them to
+// the kernel (ResponseWriter::when_writable): a slow reader holds back the pump, not memory.
+constexpr int kPiecesPerTurn = 4;
 
 void log_line(const Request& request, int status, std::uint64_t length) {
   static std::mutex mutex;
@@ -88,12 +88,12 @@ std::string piece_at(std::uint64_t offset, std::size_t size) {
   return piece;
 }
 
-// Queues up to kPiecesPerTick pieces, then schedules itself again after 1 ms until done.
+// Queues up to kPiecesPerTurn pieces, then goes on once they are out, until done.
 void pump_bytes(const ResponseWriter& writer, const std::shared_ptr<BytesStream>& stream) {
   // Every piece starts at a multiple of kBytesPiece, a multiple of the pattern's period, so one
   // precomputed piece serves all but a shorter last one.
   static const std::string full_piece = piece_at(0, kBytesPiece);
-  for (int i = 0; i < kPiecesPerTick && stream->offset < stream->total; ++i) {
+  for (int i = 0; i < kPiecesPerTurn && stream->offset < stream->total; ++i) {
     const std::uint64_t left = stream->total - stream->offset;
     const std::size_t size = left < kBytesPiece ? static_cast<std::size_t>(left) : kBytesPiece;
     writer.write(size == kBytesPiece ? full_piece : piece_at(stream->offset, size));
@@ -103,8 +103,7 @@ void pump_bytes(const ResponseWriter& writer, const std::shared_ptr<BytesStream>
     writer.finish();
     return;
   }
-  writer.after(std::chrono::milliseconds(1),
-               [stream](const ResponseWriter& w) { pump_bytes(w, stream); });
+  writer.when_writable([stream](const ResponseWriter& w) { pump_bytes(w, stream); });
 }
 
 class Router {
