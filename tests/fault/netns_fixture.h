@@ -111,6 +111,14 @@ class NetnsPath {
   [[nodiscard]] std::string middlebox() const { return prefix_ + "-m"; }
   [[nodiscard]] std::string server() const { return prefix_ + "-s"; }
 
+  /// Makes the middlebox answer a packet of a flow it forgot with a TCP reset to its sender
+  /// instead of dropping it silently (as AWS NLB does after its idle timeout). After build().
+  [[nodiscard]] bool reset_expired_flows() const {
+    return shell("ip netns exec " + middlebox() +
+                 " nft insert rule inet holdfast_fault forward ct state invalid meta l4proto tcp "
+                 "reject with tcp reset") == 0;
+  }
+
   /// Unplugs the client: deletes its veth pair, so nothing it sends or is sent reaches anyone.
   [[nodiscard]] bool unplug_client() const {
     return shell("ip -n " + middlebox() + " link del vmc") == 0;
@@ -200,6 +208,20 @@ class Child {
   std::optional<int> exit_;
   std::string log_;
 };
+
+/// The URL of `path` (e.g. "/delay/3") on the `holdfast serve` of a NetnsPath's server namespace.
+inline std::string server_url(const std::string& path) {
+  return "http://" + std::string(kServerAddress) + ":" + std::to_string(kServerPort) + path;
+}
+
+/// The command line of `holdfast serve --plain` on the server address, plus `flags`.
+inline std::vector<std::string> serve_argv(const std::vector<std::string>& flags = {}) {
+  std::vector<std::string> argv{
+      HOLDFAST_CLI_PATH,          "serve", "--plain", "--bind", kServerAddress, "--port",
+      std::to_string(kServerPort)};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return argv;
+}
 
 /// Polls `ready` every 50 ms until it returns true or `limit` passes; returns its last answer.
 inline bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds limit) {

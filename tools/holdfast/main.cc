@@ -1,9 +1,10 @@
-// holdfast: the command-line tool (get, request, serve) over the public API only.
+// holdfast: the command-line tool (get, request, serve, bench, probe) over the public API only.
 #include <csignal>
 
 #include <CLI/CLI.hpp>
 
 #include "bench_command.h"
+#include "probe_command.h"
 #include "request_command.h"
 #include "serve_command.h"
 
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   holdfast::cli::add_request_commands(app, get_flags, request_flags);
   holdfast::cli::add_serve_command(app, serve_flags);
   holdfast::cli::add_bench_command(app);  // runs and exits from its own callback
+  holdfast::cli::add_probe_command(app);  // runs and exits from its own callback
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
