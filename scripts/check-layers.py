@@ -49,7 +49,7 @@ STD_HEADER_RE = re.compile(r"^[a-z_0-9]+$")  # <string>, <cstdint>, <system_erro
 # sigmask per thread, RLIMIT_NOFILE, isatty. Networking stays behind the public API.
 TOOL_POSIX_HEADERS = {
     "signal.h", "pthread.h", "unistd.h", "fcntl.h", "termios.h", "sys/types.h", "sys/stat.h",
-    "sys/ioctl.h", "sys/resource.h", "sys/wait.h", "malloc.h",
+    "sys/ioctl.h", "sys/resource.h", "sys/wait.h", "sys/prctl.h", "poll.h", "malloc.h",
 }
 SOURCE_EXTS = (".h", ".hh", ".hpp", ".cc", ".cpp")
 

@@ -4,7 +4,8 @@
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libssl-dev libnghttp2-dev libc-ares-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev zlib1g-dev clang clang-format clang-tidy
-  libclang-rt-14-dev curl nginx-light nghttp2-client openssl iproute2 nftables python3)
+  libclang-rt-14-dev curl nginx-light nghttp2-client openssl iproute2 nftables python3 gnutls-bin
+  golang-go wrk heaptrack ca-certificates)
 as_root() {
   if [[ $(id -u) -eq 0 ]]; then
     "$@"

@@ -38,6 +38,10 @@ struct PoolOptions {
   std::size_t max_idle_per_origin = 64;  ///< idle connections kept per origin
   std::chrono::milliseconds idle_timeout{90'000};  ///< an idle connection is closed after this
   std::chrono::milliseconds queue_timeout{0};      ///< longest wait for a pool slot; 0: no limit
+  /// HTTP/2: streams one connection carries before a second one opens (0: as many as the peer's
+  /// SETTINGS_MAX_CONCURRENT_STREAMS allows). While an HTTP/2 connection to an origin is being set
+  /// up, further requests to it wait for it instead of opening more connections.
+  std::size_t max_streams_per_connection = 0;
 };
 
 /// Everything a Client is configured with. Copyable plain data.
@@ -50,6 +54,11 @@ struct ClientOptions {
   std::size_t max_response_body = 64u << 20;  ///< buffered bodies larger than this fail
   bool retry = true;  ///< retry on a fresh connection when that is safe (see Client::request)
   std::string user_agent = "holdfast/0.1";  ///< sent unless the request has its own User-Agent
+  /// Never speak HTTP/2: "h2" is removed from the TLS ALPN offer.
+  bool force_http1 = false;
+  /// http:// URLs: speak HTTP/2 from the first byte (h2c with prior knowledge, RFC 9113 §3.3);
+  /// the server must support it.
+  bool h2c_prior_knowledge = false;
 };
 
 /// Per-request options.

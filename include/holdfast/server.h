@@ -34,6 +34,11 @@ struct ServerLimits {
   std::size_t max_body = 16u << 20;          ///< request body [413]
   std::size_t max_pipelined = 16;            ///< requests read ahead of the one being answered
   std::size_t max_connections = 0;           ///< 0: only the process's descriptor limit
+  /// HTTP/2: SETTINGS_MAX_CONCURRENT_STREAMS announced; a client opening more gets REFUSED_STREAM.
+  std::size_t http2_max_concurrent_streams = 100;
+  /// HTTP/2: SETTINGS_MAX_HEADER_LIST_SIZE announced and enforced (RFC 9113 §6.5.2 size: names,
+  /// values and 32 per field) [431 for that stream; the other streams go on].
+  std::size_t http2_max_header_list_size = 64 * 1024;
 };
 
 /// Decides, once a request's head has arrived, whether its handler runs at once with the body
@@ -49,12 +54,21 @@ struct ServerOptions {
   SocketOptions socket;                 ///< applied to every accepted connection
   ServerTimeouts timeouts;
   ServerLimits limits;
-  std::size_t threads = 1;                 ///< event-loop threads; connections spread over them
-  bool reuse_port = false;                 ///< SO_REUSEPORT, for pre-forked workers
+  std::size_t threads = 1;  ///< event-loop threads; connections spread over them
+  bool reuse_port = false;  ///< SO_REUSEPORT, for pre-forked workers
+  /// An already listening TCP socket to serve instead of binding one (`bind`, `port` and
+  /// `reuse_port` are then ignored), e.g. one a pre-forking parent bound before fork()
+  /// (`holdfast serve --workers`, docs/fork.md). The server owns it from start() on, also when
+  /// start() fails, and makes it non-blocking. -1: bind as configured. Errors:
+  /// Errc::invalid_argument when it is not a listening socket.
+  int listen_fd = -1;
   std::string server_header = "holdfast";  ///< Server: header; empty sends none
   /// Which request bodies are streamed to the handler; unset: every body is buffered (up to
   /// limits.max_body, which also bounds streamed bodies).
   StreamBodyPredicate stream_body;
+  /// Plain TCP only: speak HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) on every connection
+  /// instead of HTTP/1.1. Over TLS the protocol is chosen by ALPN (ServerTlsOptions::alpn).
+  bool h2c_prior_knowledge = false;
 };
 
 /// The handle a handler answers through. Copyable (all copies refer to the same exchange).
@@ -105,6 +119,19 @@ class ResponseWriter {
 /// answer through the writer, now or later. Pipelined requests on one connection are answered in
 /// order whatever order their handlers finish in.
 using Handler = std::function<void(const Request& request, const ResponseWriter& response)>;
+
+/// A listening TCP socket made before any Server exists, e.g. by a pre-forking parent (one per
+/// worker, all on one port with `reuse_port`), to hand over as ServerOptions::listen_fd.
+struct ListeningSocket {
+  int fd = -1;             ///< owned by the caller (close it, or give it to a Server)
+  std::uint16_t port = 0;  ///< the bound port (the kernel's pick when asked for 0)
+};
+
+/// Binds `bind` (a numeric IPv4 or IPv6 address) and `port` with SO_REUSEADDR (and SO_REUSEPORT
+/// when `reuse_port`) and listens, close-on-exec. Errors: invalid_argument for a bad address; the
+/// system's (e.g. EADDRINUSE) for socket, bind and listen.
+Result<ListeningSocket> listen_tcp_socket(const std::string& bind, std::uint16_t port,
+                                          bool reuse_port);
 
 /// An HTTP server.
 class Server {

@@ -20,10 +20,15 @@ struct ClientTlsOptions {
   std::string client_cert_file;       ///< PEM client certificate chain for mutual TLS
   std::string client_key_file;        ///< PEM private key of client_cert_file
   TlsVersion min_version = TlsVersion::tls1_2;
-  std::vector<std::string> alpn = {"http/1.1"};  ///< ALPN offer, in preference order
-  bool session_resumption = true;                ///< keep one session per origin and resume with it
-  std::string ciphers;       ///< TLS 1.2 cipher list; empty: OpenSSL's secure default
-  std::string ciphersuites;  ///< TLS 1.3 suites; empty: OpenSSL's default
+  /// ALPN offer, in preference order: HTTP/2 first, HTTP/1.1 as the fallback.
+  std::vector<std::string> alpn = {"h2", "http/1.1"};
+  bool session_resumption = true;  ///< keep one session per origin and resume with it
+  std::string ciphers;             ///< TLS 1.2 cipher list; empty: OpenSSL's secure default
+  std::string ciphersuites;        ///< TLS 1.3 suites; empty: OpenSSL's default
+  /// TLS 1.3: after the handshake, carry the connection with holdfast's own record layer and free
+  /// OpenSSL's per-connection state (~0.6 KB instead of 15-27 KB per idle connection). false keeps
+  /// OpenSSL's record layer (for comparison and debugging). TLS 1.2 always keeps it.
+  bool record_takeover = true;
   bool operator==(const ClientTlsOptions&) const = default;
 };
 
@@ -34,10 +39,15 @@ struct ServerTlsOptions {
   std::string cert_pem;   ///< the chain as PEM text (used when cert_file is empty)
   std::string key_pem;    ///< the key as PEM text (used when key_file is empty)
   TlsVersion min_version = TlsVersion::tls1_2;
-  std::vector<std::string> alpn = {"http/1.1"};  ///< protocols accepted, in server preference order
+  /// Protocols accepted, in server preference order: a client offering h2 gets HTTP/2.
+  std::vector<std::string> alpn = {"h2", "http/1.1"};
   int session_tickets = 2;  ///< TLS 1.3 tickets sent per full handshake (0: none)
   std::string ciphers;
   std::string ciphersuites;
+  /// TLS 1.3: after the handshake, carry the connection with holdfast's own record layer and free
+  /// OpenSSL's per-connection state (~0.6 KB instead of ~15 KB per idle connection). false keeps
+  /// OpenSSL's record layer. TLS 1.2 always keeps it.
+  bool record_takeover = true;
   bool operator==(const ServerTlsOptions&) const = default;
 };
 

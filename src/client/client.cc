@@ -127,7 +127,11 @@ struct Client::Impl final : base::ForkParticipant {
     if (auto r = init(); !r) {
       return r.error();
     }
-    auto ctx = tls::Context::shared_client(options.tls);
+    ClientTlsOptions tls = options.tls;
+    if (options.force_http1) {
+      std::erase(tls.alpn, "h2");
+    }
+    auto ctx = tls::Context::shared_client(tls);
     if (!ctx) {
       return ctx.error();
     }

@@ -3,6 +3,7 @@
 
 #include "client/pool.h"
 #include "holdfast/error.h"
+#include "holdfast/http2_error.h"
 
 namespace holdfast::client {
 namespace {
@@ -27,8 +28,10 @@ bool is_connection_failure(std::error_code ec) {
     return true;  // ECONNRESET, EPIPE, ...
   }
   // user_timeout / keepalive_lost: the path silently dropped the (reused) connection.
+  // HTTP/2 GOAWAY or REFUSED_STREAM: the server did not process the stream (RFC 9113 §8.7).
   return ec == Errc::connection_closed || ec == Errc::closed_before_response ||
-         ec == Errc::protocol_error || ec == Errc::user_timeout || ec == Errc::keepalive_lost;
+         ec == Errc::protocol_error || ec == Errc::user_timeout || ec == Errc::keepalive_lost ||
+         ec == Http2Errc::goaway || ec == Http2Errc::refused_stream;
 }
 
 }  // namespace

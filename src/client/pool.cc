@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "holdfast/error.h"
+#include "http/h2_client_connection.h"
 #include "transport/transport.h"
 
 namespace holdfast::client {
@@ -15,6 +16,8 @@ struct Pool::Origin {
   std::deque<Exchange*> waiting;  // exchanges waiting for a connection, in arrival order
   std::size_t open = 0;           // connections open or being opened
   std::size_t connecting = 0;     // of those, not yet ready for a first request
+  std::vector<Pooled*> shared;    // HTTP/2 connections: several exchanges each
+  bool http1_only = false;        // a handshake chose HTTP/1.1: stop waiting for multiplexing
 };
 
 struct Pool::Pooled {
@@ -76,6 +79,11 @@ void Pool::acquire(Exchange* exchange) {
     return;
   }
   Origin& origin = origin_for(exchange->url());
+  if (exchange->wants_fresh_connection() && may_multiplex(origin)) {
+    origin.waiting.push_front(exchange);  // a retry goes first, on a connection of its own
+    serve_waiting(origin);                // (the one it failed on takes no more streams)
+    return;
+  }
   if (exchange->wants_fresh_connection()) {
     origin.waiting.push_front(exchange);  // a retry goes first, on a new connection
     if (origin.open < max_per_origin_ + 1 && open_total_ < max_total_ + 1) {
@@ -95,8 +103,47 @@ void Pool::forget(Exchange* exchange) {
   }
 }
 
+bool Pool::may_multiplex(const Origin& origin) const {
+  if (origin.http1_only || options_.force_http1) {
+    return false;
+  }
+  if (!origin.url.is_tls()) {
+    return options_.h2c_prior_knowledge;
+  }
+  return std::find(options_.tls.alpn.begin(), options_.tls.alpn.end(), "h2") !=
+         options_.tls.alpn.end();
+}
+
+bool Pool::serve_shared(Origin& origin) {
+  bool has_room = false;
+  for (std::size_t i = 0; i < origin.shared.size() && !origin.waiting.empty(); ++i) {
+    Pooled* pooled = origin.shared[i];
+    while (!origin.waiting.empty() && pooled->connection->can_take_request()) {
+      pooled->idle_timer.cancel();
+      Exchange* next = origin.waiting.front();
+      origin.waiting.pop_front();
+      stats_.connection_reuses.fetch_add(1, std::memory_order_relaxed);
+      next->assign(pooled->connection.get(), nullptr);
+    }
+  }
+  for (Pooled* pooled : origin.shared) {
+    has_room = has_room || pooled->connection->can_take_request();
+  }
+  return has_room;
+}
+
 void Pool::serve_waiting(Origin& origin) {
   if (closing_) {
+    return;
+  }
+  const bool room = serve_shared(origin);
+  if (may_multiplex(origin)) {
+    // One HTTP/2 connection at a time: the waiters share it once it is up, and a second one
+    // opens only when every connection is at its stream limit.
+    if (!origin.waiting.empty() && !room && origin.connecting == 0 &&
+        origin.open < max_per_origin_ && open_total_ < max_total_) {
+      open_connection(origin);
+    }
     return;
   }
   while (!origin.waiting.empty() && !origin.idle.empty()) {
@@ -167,7 +214,11 @@ void Pool::on_resolved(Origin& origin, Result<std::vector<net::SocketAddress>> a
   }
   auto pooled = std::make_unique<Pooled>(*this, origin);
   pooled->phases = {started, resolved};
-  pooled->connection = http::make_http1_client_connection(std::move(*t), this);
+  http::ClientProtocolOptions protocol;
+  protocol.offer_h2 = origin.url.is_tls() && may_multiplex(origin);
+  protocol.h2c_prior_knowledge = !origin.url.is_tls() && may_multiplex(origin);
+  protocol.max_streams = options_.pool.max_streams_per_connection;
+  pooled->connection = http::make_client_connection(std::move(*t), this, protocol);
   stats_.connections_opened.fetch_add(1, std::memory_order_relaxed);
   connections_.emplace(pooled->connection.get(), std::move(pooled));
 }
@@ -187,6 +238,16 @@ void Pool::on_connection_ready(http::ClientConnection* connection) {
       stats_.tls_resumptions.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  if (http::is_multiplexed(*connection)) {
+    on_shared_ready(pooled, first);
+    return;
+  }
+  // The server chose HTTP/1.1 where HTTP/2 was offered: the other waiters get connections of
+  // their own (they waited for this one to be multiplexed).
+  const bool learned_http1 = first && !origin.http1_only && may_multiplex(origin);
+  if (learned_http1) {
+    origin.http1_only = true;
+  }
   if (origin.waiting.empty()) {
     park_idle(pooled);
     return;
@@ -197,6 +258,31 @@ void Pool::on_connection_ready(http::ClientConnection* connection) {
     stats_.connection_reuses.fetch_add(1, std::memory_order_relaxed);
   }
   next->assign(connection, first ? &pooled.phases : nullptr);
+  if (learned_http1) {
+    serve_waiting(origin);
+  }
+}
+
+void Pool::on_shared_ready(Pooled& pooled, bool first) {
+  Origin& origin = *pooled.origin;
+  if (std::find(origin.shared.begin(), origin.shared.end(), &pooled) == origin.shared.end()) {
+    origin.shared.push_back(&pooled);
+  }
+  bool first_assigned = !first;
+  while (!origin.waiting.empty() && pooled.connection->can_take_request()) {
+    pooled.idle_timer.cancel();
+    Exchange* next = origin.waiting.front();
+    origin.waiting.pop_front();
+    if (first_assigned) {
+      stats_.connection_reuses.fetch_add(1, std::memory_order_relaxed);
+    }
+    next->assign(pooled.connection.get(), first_assigned ? nullptr : &pooled.phases);
+    first_assigned = true;
+  }
+  if (pooled.connection->is_idle() && options_.pool.idle_timeout.count() > 0) {
+    pooled.idle_timer.arm(options_.pool.idle_timeout);
+  }
+  serve_waiting(origin);  // still waiters: past the stream limit, a second connection opens
 }
 
 void Pool::park_idle(Pooled& pooled) {
@@ -213,6 +299,9 @@ void Pool::park_idle(Pooled& pooled) {
 }
 
 void Pool::expire_idle(Pooled* pooled) {
+  if (!pooled->connection->is_idle()) {
+    return;  // a multiplexed connection that took streams again
+  }
   pooled->connection->close();
   on_connection_closed(pooled->connection.get(), {});
 }
@@ -226,6 +315,7 @@ void Pool::on_connection_closed(http::ClientConnection* connection, std::error_c
   Origin& origin = *pooled.origin;
   pooled.idle_timer.cancel();
   std::erase(origin.idle, &pooled);
+  std::erase(origin.shared, &pooled);
   --origin.open;
   --open_total_;
   if (!pooled.ready_once) {
@@ -262,6 +352,11 @@ void Pool::bury(http::ClientConnection* connection) {
 void Pool::close_idle() {
   for (auto& [key, origin] : origins_) {
     auto idle = origin->idle;
+    for (Pooled* pooled : origin->shared) {
+      if (pooled->connection->is_idle()) {
+        idle.push_back(pooled);
+      }
+    }
     for (Pooled* pooled : idle) {
       pooled->connection->close();
       on_connection_closed(pooled->connection.get(), {});
@@ -294,6 +389,7 @@ void Pool::close_all() {
   graveyard_.clear();
   for (auto& [key, origin] : origins_) {
     origin->idle.clear();
+    origin->shared.clear();
     origin->waiting.clear();
     origin->open = origin->connecting = 0;
   }

@@ -140,6 +140,12 @@ class Pool final : public http::ConnectionOwner {
   void on_resolved(Origin& origin, Result<std::vector<net::SocketAddress>> addresses,
                    std::chrono::steady_clock::time_point started);
   void serve_waiting(Origin& origin);
+  /// Assigns waiters to HTTP/2 connections with free streams; true if one has room left.
+  bool serve_shared(Origin& origin);
+  /// An HTTP/2 connection is up or has a free stream: gives it waiters.
+  void on_shared_ready(Pooled& pooled, bool first);
+  /// True when connections to `origin` may speak HTTP/2 (then they are opened one at a time).
+  [[nodiscard]] bool may_multiplex(const Origin& origin) const;
   void park_idle(Pooled& pooled);
   void expire_idle(Pooled* pooled);
   void bury(http::ClientConnection* connection);

@@ -76,6 +76,12 @@ void ServerConnection::on_connected() {
     if (transport_->info().tls_resumed) {
       counters.tls_resumptions.fetch_add(1, std::memory_order_relaxed);
     }
+    if (transport_->info().alpn == "h2") {
+      // RFC 9113 §3.2: ALPN chose HTTP/2; the connection speaks it from the first byte on.
+      read_timer_.cancel();
+      closed_ = true;
+      context_.hand_over_to_http2(this, std::move(transport_));
+    }
   }
 }
 
@@ -499,26 +505,9 @@ void ServerConnection::resume_for_body() {
 void ServerConnection::read_body(const std::shared_ptr<State>& state, BodySink on_chunk,
                                  BodyEnd on_end) {
   State& s = *state;
-  if (s.body_reader || !on_end) {
-    return;
+  if (!s.install_body_reader(std::move(on_chunk), std::move(on_end))) {
+    return;  // a second call, or a buffered body handed over already
   }
-  s.body_reader = true;
-  if (!s.body_streamed) {
-    // Buffered: the whole body is in the request already.
-    s.body_ended = true;
-    if (!s.request.body.empty() && on_chunk) {
-      if (auto r = on_chunk(as_bytes(s.request.body)); !r) {
-        on_end(fail(r.error()));
-        return;
-      }
-    }
-    on_end(Result<void>{});
-    return;
-  }
-  s.on_body_chunk =
-      on_chunk ? std::move(on_chunk)
-               : BodySink([](std::span<const std::uint8_t>) -> Result<void> { return {}; });
-  s.on_body_end = std::move(on_end);
   if (s.body_ended) {
     // The response completed before the body was read (Errc::cancelled), or the body failed.
     auto end = std::move(s.on_body_end);

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <utility>
 
+#include "http/h2_server_connection.h"
 #include "http/server_connection.h"
 #include "transport/transport.h"
 
@@ -67,10 +68,25 @@ void ServerLoopContext::adopt(net::Fd fd, const net::SocketAddress& peer) {
     }
     return;
   }
-  auto* connection = new ServerConnection(*this);
   transport::AcceptParams params;
   params.tls = config_.tls;
   params.handshake_timeout = config_.timeouts.tls_handshake;
+  if (!config_.tls && config_.h2c_prior_knowledge) {
+    // RFC 9113 §3.3: prior knowledge, the client preface is the first thing on the wire.
+    auto* h2 = new H2ServerConnection(*this);
+    auto transport = transport::accept(loop_, std::move(fd), peer, params, h2);
+    if (transport) {
+      link_http2(std::move(*transport), h2);
+      return;
+    }
+    delete h2;
+    config_.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (config_.on_connection_closed) {
+      config_.on_connection_closed();
+    }
+    return;
+  }
+  auto* connection = new ServerConnection(*this);
   auto transport = transport::accept(loop_, std::move(fd), peer, params, connection);
   if (!transport) {
     delete connection;
@@ -88,8 +104,35 @@ void ServerLoopContext::adopt(net::Fd fd, const net::SocketAddress& peer) {
   connection->start(std::move(*transport));
 }
 
+void ServerLoopContext::link_http2(std::unique_ptr<transport::Transport> transport,
+                                   H2ServerConnection* connection) {
+  connection->next_link = live_h2_;
+  if (live_h2_ != nullptr) {
+    live_h2_->prev_link = connection;
+  }
+  live_h2_ = connection;
+  connection->start(std::move(transport));
+}
+
+void ServerLoopContext::hand_over_to_http2(ServerConnection* from,
+                                           std::unique_ptr<transport::Transport> transport) {
+  unlink(from);
+  from->next_link = retired_;
+  retired_ = from;
+  if (!reap_posted_) {
+    reap_posted_ = true;
+    loop_.post([this] { reap(); });
+  }
+  link_http2(std::move(transport), new H2ServerConnection(*this));
+}
+
 void ServerLoopContext::drain() {
   draining_ = true;
+  for (H2ServerConnection* c = live_h2_; c != nullptr;) {
+    H2ServerConnection* next = c->next_link;  // drain() may retire c (unlinking it)
+    c->drain();
+    c = next;
+  }
   for (ServerConnection* c = live_; c != nullptr;) {
     ServerConnection* next = c->next_link;  // drain() may retire c (unlinking it)
     c->drain();
@@ -102,9 +145,12 @@ void ServerLoopContext::close_all() {
   while (live_ != nullptr) {
     live_->close();
   }
+  while (live_h2_ != nullptr) {
+    live_h2_->close();
+  }
 }
 
-void ServerLoopContext::retire(ServerConnection* connection) {
+void ServerLoopContext::unlink(ServerConnection* connection) {
   if (connection->prev_link != nullptr) {
     connection->prev_link->next_link = connection->next_link;
   } else {
@@ -114,8 +160,34 @@ void ServerLoopContext::retire(ServerConnection* connection) {
     connection->next_link->prev_link = connection->prev_link;
   }
   connection->prev_link = nullptr;
+}
+
+void ServerLoopContext::retire(ServerConnection* connection) {
+  unlink(connection);
   connection->next_link = retired_;
   retired_ = connection;
+  if (!reap_posted_) {
+    reap_posted_ = true;
+    loop_.post([this] { reap(); });
+  }
+  config_.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  if (config_.on_connection_closed) {
+    config_.on_connection_closed();
+  }
+}
+
+void ServerLoopContext::retire(H2ServerConnection* connection) {
+  if (connection->prev_link != nullptr) {
+    connection->prev_link->next_link = connection->next_link;
+  } else {
+    live_h2_ = connection->next_link;
+  }
+  if (connection->next_link != nullptr) {
+    connection->next_link->prev_link = connection->prev_link;
+  }
+  connection->prev_link = nullptr;
+  connection->next_link = retired_h2_;
+  retired_h2_ = connection;
   if (!reap_posted_) {
     reap_posted_ = true;
     loop_.post([this] { reap(); });
@@ -131,6 +203,11 @@ void ServerLoopContext::reap() {
   while (retired_ != nullptr) {
     ServerConnection* c = retired_;
     retired_ = c->next_link;
+    delete c;
+  }
+  while (retired_h2_ != nullptr) {
+    H2ServerConnection* c = retired_h2_;
+    retired_h2_ = c->next_link;
     delete c;
   }
 }

@@ -13,6 +13,7 @@
 #include "event/loop.h"
 #include "holdfast/server.h"
 #include "net/socket.h"
+#include "transport/transport.h"
 
 namespace holdfast::tls {
 class Context;
@@ -21,6 +22,7 @@ class Context;
 namespace holdfast::http {
 
 class ServerConnection;
+class H2ServerConnection;
 
 /// The server's counters, updated from every loop thread (relaxed atomics: they are statistics).
 struct ServerCounters {
@@ -41,6 +43,7 @@ struct ServerConfig {
   Handler handler;
   StreamBodyPredicate stream_body;          ///< empty: every request body is buffered
   std::shared_ptr<const tls::Context> tls;  ///< null: plain HTTP
+  bool h2c_prior_knowledge = false;         ///< plain connections speak HTTP/2 (h2c)
   ServerCounters counters;
   /// Called on a loop thread after a connection closed and connections_open was decremented (the
   /// server resumes a paused acceptor and wakes a graceful shutdown). May be empty.
@@ -104,16 +107,26 @@ class ServerLoopContext {
   /// Called by a connection that has closed: unlinks it and deletes it later, from the loop, so
   /// that no frame of the connection is still on the stack.
   void retire(ServerConnection* connection);
+  /// The same for an HTTP/2 connection.
+  void retire(H2ServerConnection* connection);
+
+  /// ALPN chose "h2": `from` (inside its on_connected, already marked closed) gives its
+  /// transport to a new HTTP/2 connection and is deleted later; the connection stays counted once.
+  void hand_over_to_http2(ServerConnection* from, std::unique_ptr<transport::Transport> transport);
 
  private:
   void reap();
+  void link_http2(std::unique_ptr<transport::Transport> transport, H2ServerConnection* connection);
+  void unlink(ServerConnection* connection);
 
   event::Loop& loop_;
   ServerConfig& config_;
   std::shared_ptr<LoopHandle> handle_;
   DateCache date_;
-  ServerConnection* live_ = nullptr;     // intrusive list of open connections
-  ServerConnection* retired_ = nullptr;  // closed, waiting for reap()
+  ServerConnection* live_ = nullptr;          // intrusive list of open connections
+  ServerConnection* retired_ = nullptr;       // closed, waiting for reap()
+  H2ServerConnection* live_h2_ = nullptr;     // intrusive list of open HTTP/2 connections
+  H2ServerConnection* retired_h2_ = nullptr;  // closed, waiting for reap()
   bool reap_posted_ = false;
   bool draining_ = false;
 };

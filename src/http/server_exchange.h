@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -101,6 +102,33 @@ struct ResponseWriter::State : std::enable_shared_from_this<ResponseWriter::Stat
   std::string body_buffer;     ///< received, not yet delivered to the sink
   BodySink on_body_chunk;
   std::function<void(Result<void>)> on_body_end;
+
+  /// The part of read_body() every owner shares. Ignores a second call. A buffered body is handed
+  /// over at once (Request::body, then the end): returns false. A streamed one gets its reader
+  /// installed: returns true, and the owner delivers what it has.
+  bool install_body_reader(BodySink on_chunk, std::function<void(Result<void>)> on_end) {
+    if (body_reader || !on_end) {
+      return false;
+    }
+    body_reader = true;
+    if (!body_streamed) {
+      body_ended = true;
+      if (!request.body.empty() && on_chunk) {
+        const auto* data = reinterpret_cast<const std::uint8_t*>(request.body.data());
+        if (auto r = on_chunk({data, request.body.size()}); !r) {
+          on_end(fail(r.error()));
+          return false;
+        }
+      }
+      on_end(Result<void>{});
+      return false;
+    }
+    on_body_chunk =
+        on_chunk ? std::move(on_chunk)
+                 : BodySink([](std::span<const std::uint8_t>) -> Result<void> { return {}; });
+    on_body_end = std::move(on_end);
+    return true;
+  }
 };
 
 }  // namespace holdfast

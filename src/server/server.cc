@@ -1,7 +1,11 @@
 // holdfast::Server: one listening socket accepted on loop 0, connections spread over the loops.
 #include "holdfast/server.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -114,7 +118,57 @@ Result<void> Server::Impl::start_acceptor(net::Fd listen_fd, const SocketOptions
   return result;
 }
 
+namespace {
+
+// Checks that `owned` (ServerOptions::listen_fd) listens, and makes it non-blocking.
+Result<net::Fd> adopt_listening_socket(net::Fd owned) {
+  int listening = 0;
+  socklen_t length = sizeof listening;
+  if (::getsockopt(owned.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 ||
+      listening == 0) {
+    return fail(Errc::invalid_argument);
+  }
+  const int flags = ::fcntl(owned.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(owned.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return fail(std::error_code(errno, std::system_category()));
+  }
+  return owned;
+}
+
+// The socket to accept on: the one given in options.listen_fd, or a new one bound as configured.
+Result<net::Fd> listening_socket(const ServerOptions& options, net::Fd given) {
+  if (given.get() >= 0) {
+    return adopt_listening_socket(std::move(given));
+  }
+  auto address = net::SocketAddress::parse(options.bind, options.port);
+  if (!address) {
+    return fail(address.error());
+  }
+  return net::listen_tcp(*address, net::ListenOptions{4096, options.reuse_port}, options.socket);
+}
+
+}  // namespace
+
+Result<ListeningSocket> listen_tcp_socket(const std::string& bind, std::uint16_t port,
+                                          bool reuse_port) {
+  auto address = net::SocketAddress::parse(bind, port);
+  if (!address) {
+    return fail(address.error());
+  }
+  auto fd = net::listen_tcp(*address, net::ListenOptions{4096, reuse_port}, SocketOptions{});
+  if (!fd) {
+    return fail(fd.error());
+  }
+  auto local = net::local_address(fd->get());
+  if (!local) {
+    return fail(local.error());
+  }
+  return ListeningSocket{fd->release(), local->port()};
+}
+
 Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Handler handler) {
+  // Owned from here on, whatever fails next (server.h).
+  net::Fd given(options.listen_fd >= 0 ? options.listen_fd : -1);
   if (!handler) {
     return fail(Errc::invalid_argument);
   }
@@ -124,6 +178,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Handler han
   impl->config.server_header = options.server_header;
   impl->config.handler = std::move(handler);
   impl->config.stream_body = std::move(options.stream_body);
+  impl->config.h2c_prior_knowledge = options.h2c_prior_knowledge;
   impl->max_connections = options.limits.max_connections;
   if (options.tls) {
     auto ctx = tls::Context::server(*options.tls);
@@ -132,12 +187,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, Handler han
     }
     impl->config.tls = std::move(*ctx);
   }
-  auto address = net::SocketAddress::parse(options.bind, options.port);
-  if (!address) {
-    return fail(address.error());
-  }
-  auto listen_fd =
-      net::listen_tcp(*address, net::ListenOptions{4096, options.reuse_port}, options.socket);
+  auto listen_fd = listening_socket(options, std::move(given));
   if (!listen_fd) {
     return fail(listen_fd.error());
   }

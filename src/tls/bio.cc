@@ -19,9 +19,11 @@ ByteQueues* queues_of(BIO* bio) { return static_cast<ByteQueues*>(BIO_get_data(b
 int queue_read(BIO* bio, char* data, std::size_t len, std::size_t* read) {
   ByteQueues* q = queues_of(bio);
   BIO_clear_retry_flags(bio);
-  const std::size_t n = std::min(len, q->input_left());
+  const std::uint64_t allowed = q->read_limit - std::min(q->read_limit, q->consumed);
+  const std::size_t n =
+      static_cast<std::size_t>(std::min<std::uint64_t>(std::min(len, q->input_left()), allowed));
   if (n == 0) {
-    if (!q->eof) {
+    if (!q->eof || allowed == 0) {
       BIO_set_retry_read(bio);
     }
     *read = 0;
@@ -29,6 +31,7 @@ int queue_read(BIO* bio, char* data, std::size_t len, std::size_t* read) {
   }
   std::memcpy(data, q->in.data() + q->in_pos, n);
   q->in_pos += n;
+  q->consumed += n;
   if (q->in_pos == q->in.size()) {
     q->in.clear();
     q->in_pos = 0;

@@ -19,6 +19,10 @@ struct ByteQueues {
   std::size_t in_pos = 0;
   std::vector<std::uint8_t> out;
   std::size_t out_pos = 0;
+  std::uint64_t consumed = 0;  ///< bytes of `in` ever read through the BIO (the take-over guard)
+  /// The BIO hands out nothing beyond this `consumed` offset (it asks to retry instead): a client
+  /// waiting to take over stops OpenSSL at the end of the server's first post-handshake record.
+  std::uint64_t read_limit = UINT64_MAX;
   bool eof = false;  ///< transport EOF: the BIO reports end-of-file instead of "retry" when empty
 
   /// Appends received ciphertext.

@@ -3,7 +3,9 @@
 #include "tls/context.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "tls/keylog.h"
 #include "tls/openssl_error.h"
 #include "tls/session_cache.h"
 
@@ -156,6 +159,16 @@ Result<void> load_trust(SSL_CTX* ctx, const ClientTlsOptions& opts) {
   return {};
 }
 
+// HOLDFAST_TLS_RECORD_TAKEOVER=0 in the environment turns the take-over off process-wide, for
+// comparisons and debugging of programs that do not expose the option (holdfast bench, serve).
+bool takeover_allowed_by_env() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("HOLDFAST_TLS_RECORD_TAKEOVER");
+    return v == nullptr || std::string_view(v) != "0";
+  }();
+  return allowed;
+}
+
 // SSL_CTX_sess_set_new_cb: a client learned a resumable session (TLS 1.2: at the end of the
 // handshake; TLS 1.3: one per NewSessionTicket, after it, RFC 8446 §4.6.1). Returning 1 keeps the
 // reference, which the cache then owns.
@@ -210,7 +223,9 @@ Result<std::shared_ptr<const Context>> Context::client(const ClientTlsOptions& o
                               static_cast<unsigned int>(wire->size())) != 0) {  // 0 is success here
     return fail(TlsErrc::internal_error);
   }
+  install_keylog_callback(raw);
   std::shared_ptr<Context> out(new Context(ctx->release(), false, !opts.insecure_skip_verify));
+  out->record_takeover_ = opts.record_takeover && takeover_allowed_by_env();
   if (opts.session_resumption) {
     out->sessions_ = std::make_unique<SessionCache>(kSessionCacheCapacity);
     // NO_INTERNAL_STORE: OpenSSL's own client cache is keyed by nothing useful to us; ours is per
@@ -245,7 +260,9 @@ Result<std::shared_ptr<const Context>> Context::server(const ServerTlsOptions& o
   if (opts.session_tickets <= 0) {
     SSL_CTX_set_options(raw, SSL_OP_NO_TICKET);
   }
+  install_keylog_callback(raw);
   std::shared_ptr<Context> out(new Context(ctx->release(), true, false));
+  out->record_takeover_ = opts.record_takeover && takeover_allowed_by_env();
   out->alpn_wire_ = std::move(*wire);
   if (!out->alpn_wire_.empty()) {
     SSL_CTX_set_alpn_select_cb(raw, on_alpn_select, &out->alpn_wire_);

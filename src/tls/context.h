@@ -11,6 +11,7 @@
 
 struct ssl_ctx_st;
 struct x509_store_st;
+struct evp_cipher_st;
 
 namespace holdfast::tls {
 
@@ -52,6 +53,9 @@ class Context {
   [[nodiscard]] bool verifies_peer() const { return verify_peer_; }
   /// The OpenSSL context, for Engine only. Valid while this Context lives.
   [[nodiscard]] ssl_ctx_st* native() const { return ctx_; }
+  /// True when TLS 1.3 connections hand their records to holdfast's own layer after the handshake
+  /// (options' record_takeover).
+  [[nodiscard]] bool takes_over_records() const { return record_takeover_; }
   /// The client's session cache, or null (server, or session_resumption off).
   [[nodiscard]] SessionCache* session_cache() const { return sessions_.get(); }
 
@@ -61,6 +65,7 @@ class Context {
   ssl_ctx_st* ctx_;
   bool server_;
   bool verify_peer_;
+  bool record_takeover_ = true;
   std::unique_ptr<SessionCache> sessions_;
   std::string alpn_wire_;  // server: its ALPN list in wire format, read by the select callback
 };
@@ -69,6 +74,11 @@ class Context {
 /// (one RAND_bytes), the AEAD ciphers fetched once and kept, the system CA store parsed. Idempotent
 /// and thread-safe; Context::client/server call it too.
 void init_once();
+
+/// The AEAD cipher fetched once per process by init_once(): 0 AES-128-GCM, 1 AES-256-GCM,
+/// 2 ChaCha20-Poly1305 (the order of AeadSuite); null for another index or if the fetch failed.
+/// Never freed. Thread-safe.
+evp_cipher_st* fetched_aead_cipher(int index);
 
 /// How many times the system CA store was parsed in this process (stays 1 however many clients,
 /// contexts and connections there are). Thread-safe.

@@ -53,6 +53,9 @@ Result<void> set_server_name(SSL* ssl, std::string_view server_name, bool verify
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const Context> ctx, ssl_st* ssl) : ctx_(std::move(ctx)), ssl_(ssl) {
+  if (ssl_ == nullptr) {
+    return;  // taken_over_for_testing(): the record layer alone
+  }
   BIO* bio = new_queue_bio(&io_);
   SSL_set_bio(ssl_, bio,
               bio);  // one reference, used for both directions; null leaves ssl_ unusable
@@ -62,11 +65,14 @@ Engine::Engine(std::shared_ptr<const Context> ctx, ssl_st* ssl) : ctx_(std::move
 Engine::~Engine() {
   // openssl-memory.md fact 6: without a recorded shutdown, SSL_free marks the session (and the copy
   // in our cache) not resumable. A connection that failed fatally should not be resumed anyway.
-  if (handshake_done_ && !failed_) {
-    SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  drop_record_state();  // detaches from the SSL first, so before SSL_free
+  if (ssl_ != nullptr) {
+    if (handshake_done_ && !failed_) {
+      SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
+    SSL_free(ssl_);
+    ERR_clear_error();
   }
-  SSL_free(ssl_);
-  ERR_clear_error();
 }
 
 Result<std::unique_ptr<Engine>> Engine::client(std::shared_ptr<const Context> ctx,
@@ -88,6 +94,8 @@ Result<std::unique_ptr<Engine>> Engine::client(std::shared_ptr<const Context> ct
       SSL_set_session(ssl, session);  // takes its own reference
       SSL_SESSION_free(session);
     }
+    // A client that stores sessions takes over only once the server's tickets began to arrive.
+    engine->wants_tickets_ = true;
   }
   return engine;
 }
@@ -112,6 +120,10 @@ Result<std::unique_ptr<Engine>> Engine::create(std::shared_ptr<const Context> ct
   std::unique_ptr<Engine> engine(new Engine(std::move(ctx), ssl));
   if (SSL_get_rbio(ssl) == nullptr) {
     return fail(TlsErrc::internal_error);
+  }
+  engine->is_server_ = server;
+  if (engine->ctx_->takes_over_records()) {
+    engine->prepare_takeover();
   }
   return engine;
 }
@@ -147,6 +159,9 @@ Result<void> Engine::drive_handshake() {
 }
 
 Result<void> Engine::after_handshake() {
+  if (is_server_ || !wants_tickets_) {
+    maybe_take_over();  // a client waiting for tickets tries again in read()
+  }
   HOLDFAST_TRY(flush_plaintext());
   if (close_requested_) {
     return send_close_notify();
@@ -172,6 +187,41 @@ Result<std::size_t> Engine::read(std::span<std::uint8_t> out) {
       return std::size_t{0};
     }
   }
+  if (is_record_taken_over()) {
+    return read_records(out);
+  }
+  return read_with_ssl(out);
+}
+
+Result<std::size_t> Engine::read_with_ssl(std::span<std::uint8_t> out) {
+  std::size_t total = 0;
+  // Bounded: each round lets OpenSSL read at least one more record, or ends.
+  for (int round = 0; round < 1024; ++round) {
+    auto n = ssl_read_some(out.subspan(total));
+    if (!n) {
+      return total != 0 ? Result<std::size_t>{total} : n;
+    }
+    total += *n;
+    if (failed_ || peer_closed_ || total == out.size()) {
+      return total;
+    }
+    maybe_take_over();
+    if (is_record_taken_over()) {
+      auto more = read_records(out.subspan(total));
+      if (!more) {
+        return total != 0 ? Result<std::size_t>{total} : more;
+      }
+      return total + *more;
+    }
+    if (io_.read_limit == UINT64_MAX || io_.input_left() == 0) {
+      return total;
+    }
+    io_.read_limit = UINT64_MAX;  // not at an idle point yet: let OpenSSL read the next record
+  }
+  return total;
+}
+
+Result<std::size_t> Engine::ssl_read_some(std::span<std::uint8_t> out) {
   ErrorQueueGuard guard;
   std::size_t total = 0;
   while (total < out.size() && !peer_closed_) {
@@ -212,6 +262,9 @@ Result<void> Engine::write(std::span<const std::uint8_t> plaintext) {
     plain_out_.insert(plain_out_.end(), plaintext.begin(), plaintext.end());
     return handshake_done_ ? flush_plaintext() : Result<void>{};
   }
+  if (is_record_taken_over()) {
+    return write_records(plaintext);
+  }
   // Fast path: encrypt straight from the caller's bytes. Our BIO accepts every write whole, so
   // SSL_write_ex completes; anything it did not take is copied and retried from the queue.
   ErrorQueueGuard guard;
@@ -231,6 +284,12 @@ Result<void> Engine::write(std::span<const std::uint8_t> plaintext) {
 }
 
 Result<void> Engine::flush_plaintext() {
+  if (is_record_taken_over()) {
+    auto r = write_records(std::span(plain_out_).subspan(plain_out_pos_));
+    plain_out_.clear();
+    plain_out_pos_ = 0;
+    return r;
+  }
   ErrorQueueGuard guard;
   while (plain_out_pos_ < plain_out_.size()) {
     std::size_t n = 0;
@@ -270,6 +329,10 @@ Result<void> Engine::send_close_notify() {
     return {};
   }
   close_sent_ = true;
+  if (is_record_taken_over()) {
+    static constexpr std::uint8_t kCloseNotifyAlert[] = {1, kCloseNotify};  // RFC 8446 §6.1
+    return seal(kAlert, kCloseNotifyAlert);
+  }
   ErrorQueueGuard guard;
   const int r = SSL_shutdown(ssl_);  // 0: sent, peer's not yet seen; 1: both done
   if (r >= 0) {
@@ -283,10 +346,16 @@ Result<void> Engine::send_close_notify() {
 }
 
 bool Engine::has_buffered_plaintext() const {
+  if (ssl_ == nullptr) {
+    return plain_left_ > 0 || has_whole_record();
+  }
   return io_.input_left() != 0 || SSL_pending(ssl_) > 0;
 }
 
 std::string_view Engine::alpn() const {
+  if (ssl_ == nullptr) {
+    return alpn_;
+  }
   const unsigned char* data = nullptr;
   unsigned int len = 0;
   SSL_get0_alpn_selected(ssl_, &data, &len);
@@ -294,16 +363,29 @@ std::string_view Engine::alpn() const {
                          : std::string_view(reinterpret_cast<const char*>(data), len);
 }
 
-std::string_view Engine::version() const { return handshake_done_ ? SSL_get_version(ssl_) : ""; }
+std::string_view Engine::version() const {
+  if (ssl_ == nullptr) {
+    return "TLSv1.3";
+  }
+  return handshake_done_ ? SSL_get_version(ssl_) : "";
+}
 
 std::string_view Engine::cipher() const {
+  if (ssl_ == nullptr) {
+    return cipher_name_;
+  }
   const SSL_CIPHER* c = handshake_done_ ? SSL_get_current_cipher(ssl_) : nullptr;
   return c == nullptr ? std::string_view{} : SSL_CIPHER_get_name(c);
 }
 
-bool Engine::is_session_reused() const { return SSL_session_reused(ssl_) == 1; }
+bool Engine::is_session_reused() const {
+  return ssl_ == nullptr ? session_reused_ : SSL_session_reused(ssl_) == 1;
+}
 
 std::string Engine::peer_subject() const {
+  if (ssl_ == nullptr) {
+    return peer_subject_;
+  }
   const X509* cert = SSL_get0_peer_certificate(ssl_);
   if (cert == nullptr) {
     return {};
@@ -319,6 +401,15 @@ std::string Engine::peer_subject() const {
 }
 
 void Engine::release_buffers() {
+  if (ssl_ == nullptr) {
+    if (plain_left_ == 0 && handshake_in_.empty() && plain_out_pos_ == plain_out_.size() &&
+        io_.release()) {
+      std::vector<std::uint8_t>().swap(plain_out_);
+      std::vector<std::uint8_t>().swap(handshake_in_);
+      plain_out_pos_ = 0;
+    }
+    return;
+  }
   if (plain_out_pos_ < plain_out_.size() || SSL_pending(ssl_) > 0 || !io_.release()) {
     return;
   }

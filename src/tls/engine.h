@@ -14,6 +14,7 @@
 #include "holdfast/result.h"
 #include "tls/bio.h"
 #include "tls/context.h"
+#include "tls/record.h"
 
 struct ssl_st;
 
@@ -23,9 +24,12 @@ namespace holdfast::tls {
 /// and feed()/pending_output(), and plaintext through write()/read(). The engine owns its output:
 /// write() accepts all bytes at once (encrypted into an engine-owned queue, or held until the
 /// handshake is done), so a write is never retried with other arguments (incident 004).
-/// How records are sealed and opened behind this face (OpenSSL today) may change without callers
-/// noticing (notes/tls-record-takeover.md). Not thread-safe: one connection, one thread; distinct
-/// engines may run on distinct threads. Typical loop:
+/// Two record paths sit behind this face (notes/tls-record-takeover.md, docs/tls.md): for TLS 1.3,
+/// once the handshake is done and the take-over guards hold, the engine takes the traffic secrets,
+/// frees the OpenSSL SSL and seals and opens records itself (~0.6 KB per idle connection);
+/// otherwise (TLS 1.2, a guard failed, or the context's record_takeover is off) the SSL stays, with
+/// its buffers freed when idle. Both behave the same to the caller. Not thread-safe: one
+/// connection, one thread; distinct engines may run on distinct threads. Typical loop:
 ///   start(); loop { send(pending_output()); consume_output(n); feed(received); read(...); }
 class Engine {
  public:
@@ -74,7 +78,7 @@ class Engine {
   /// True once the peer's close_notify was read.
   [[nodiscard]] bool is_peer_closed() const { return peer_closed_; }
   /// True when read() may return data without more input (unprocessed ciphertext, or decrypted
-  /// bytes held inside the TLS library).
+  /// bytes held inside the TLS library or the own record layer).
   [[nodiscard]] bool has_buffered_plaintext() const;
 
   /// Negotiated ALPN protocol, "" if none. Valid while the engine lives.
@@ -87,6 +91,31 @@ class Engine {
   [[nodiscard]] bool is_session_reused() const;
   /// The peer certificate's subject (RFC 2253 form, e.g. "CN=localhost"); "" if none.
   [[nodiscard]] std::string peer_subject() const;
+
+  /// True once the connection runs on holdfast's own record layer (the SSL is freed).
+  [[nodiscard]] bool is_record_taken_over() const { return rec_ != nullptr && ssl_ == nullptr; }
+  /// How many connections (clients and servers) this process has taken over so far: lets tests
+  /// and benchmarks see which record path ran. Thread-safe.
+  static std::uint64_t takeovers();
+  /// "holdfast" (own record layer) or "openssl" (kept SSL): for -v output and benchmarks.
+  [[nodiscard]] std::string_view record_path() const {
+    return is_record_taken_over() ? "holdfast" : "openssl";
+  }
+  /// TLS 1.3 KeyUpdate (RFC 8446 §4.6.3): queues a KeyUpdate and switches our sending keys; with
+  /// `update_requested` the peer is asked to update its keys too (it answers at its next write,
+  /// possibly merged with one of its own). Works on both record paths. Errors: TlsErrc::closed
+  /// after close() or before the handshake is done; a TLS 1.2 connection ("wrong ssl version");
+  /// an earlier fatal error.
+  Result<void> request_key_update(bool update_requested);
+  /// Sends our KeyUpdate automatically after this many records under one key, and asks the peer
+  /// for one after it sent as many (RFC 8446 §5.5 limits AES-GCM to 2^24.5 records per key; the
+  /// default is 2^23). For tests; takes effect on the own record layer only.
+  void set_key_update_interval(std::uint64_t records) { key_update_interval_ = records; }
+  /// A server (or client) engine already taken over with the given generation-0 traffic secrets
+  /// and no SSL: the record layer alone, for unit tests and the record fuzzer. Null on failure.
+  static std::unique_ptr<Engine> taken_over_for_testing(
+      AeadSuite suite, bool is_server, std::span<const std::uint8_t> client_secret,
+      std::span<const std::uint8_t> server_secret);
 
   /// Idle memory: when nothing is pending in either direction, frees OpenSSL's record buffers
   /// (SSL_free_buffers) and releases the engine's own queues to zero capacity. Otherwise does
@@ -103,10 +132,32 @@ class Engine {
   /// The part client() and server() share: checks the context's role, makes the SSL and its BIO.
   static Result<std::unique_ptr<Engine>> create(std::shared_ptr<const Context> ctx, bool server);
   Result<void> drive_handshake();
+  Result<std::size_t> read_with_ssl(std::span<std::uint8_t> out);
+  Result<std::size_t> ssl_read_some(std::span<std::uint8_t> out);
   Result<void> after_handshake();
   Result<void> flush_plaintext();
   Result<void> send_close_notify();
   Unexpected fail_with(std::error_code ec);
+
+  // The record take-over (engine_records.cc).
+  static void on_ssl_message(int write_p, int version, int content_type, const void* buf,
+                             std::size_t len, ssl_st* ssl, void* arg);
+  void prepare_takeover();
+  [[nodiscard]] bool takeover_guards_hold() const;
+  void maybe_take_over();
+  void take_over();
+  void drop_record_state();
+  Result<std::size_t> read_records(std::span<std::uint8_t> out);
+  Result<void> write_records(std::span<const std::uint8_t> plaintext);
+  Result<void> seal(std::uint8_t type, std::span<const std::uint8_t> content);
+  Result<void> send_key_update(bool update_requested);
+  Result<void> on_record(std::uint8_t type, std::span<const std::uint8_t> content);
+  Result<void> on_alert(std::span<const std::uint8_t> content);
+  Result<void> on_handshake_bytes(std::span<const std::uint8_t> content);
+  Result<void> on_handshake_message(std::uint8_t type, std::span<const std::uint8_t> body,
+                                    bool at_record_end);
+  Unexpected fail_with_alert(std::uint8_t alert, int reason);
+  [[nodiscard]] bool has_whole_record() const;
 
   std::shared_ptr<const Context> ctx_;
   ssl_st* ssl_;
@@ -119,6 +170,27 @@ class Engine {
   bool peer_closed_ = false;
   bool close_requested_ = false;
   bool close_sent_ = false;
+
+  // Take-over. rec_ (from the record slab) receives the secrets during the handshake and carries
+  // the records once ssl_ is null.
+  RecordState* rec_ = nullptr;
+  std::uint64_t key_update_interval_ = std::uint64_t{1} << 23;
+  std::uint64_t record_bytes_seen_ = 0;    // 5 + length of every record header OpenSSL read
+  std::uint32_t app_records_written_ = 0;  // records OpenSSL sealed under our application key
+  std::uint32_t app_records_read_ = 0;     // records OpenSSL opened under the peer's one
+  bool is_server_ = false;
+  bool own_finished_written_ = false;
+  bool peer_finished_read_ = false;
+  bool ssl_key_update_seen_ = false;
+  bool wants_tickets_ = false;  // a client with a session cache waits for a ticket first
+  std::size_t plain_left_ = 0;  // opened plaintext at io_.in[in_pos], not yet handed out
+  std::size_t plain_skip_ = 0;  // type byte, padding and tag after it
+  std::vector<std::uint8_t> handshake_in_;  // a post-handshake message split across records
+  // Copied before the SSL is freed.
+  std::string alpn_;
+  std::string peer_subject_;
+  const char* cipher_name_ = "";  // OpenSSL's static cipher table
+  bool session_reused_ = false;
 };
 
 }  // namespace holdfast::tls

@@ -55,6 +55,11 @@ void init_once() {
   });
 }
 
+evp_cipher_st* fetched_aead_cipher(int index) {
+  init_once();
+  return index >= 0 && index < 3 ? g_kept_ciphers[index] : nullptr;
+}
+
 std::size_t system_ca_store_loads() { return g_store_loads.load(std::memory_order_relaxed); }
 
 }  // namespace holdfast::tls

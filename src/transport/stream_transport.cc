@@ -190,6 +190,17 @@ class StreamTransport final : public Transport, public event::IoHandler {
     fd_.reset();
   }
 
+  void request_key_update(bool update_requested) override {
+    if (tls_ && state_ == State::open && tls_->version() == "TLSv1.3" &&
+        tls_->request_key_update(update_requested)) {
+      flush();
+    }
+  }
+
+  [[nodiscard]] std::string_view tls_record_path() const override {
+    return tls_ ? tls_->record_path() : std::string_view();
+  }
+
   void release_idle_memory() override {
     if (tls_) {
       tls_->release_buffers();

@@ -82,6 +82,12 @@ class Transport {
 
   /// Frees every buffer the connection can rebuild on demand (TLS buffers, empty queues).
   virtual void release_idle_memory() = 0;
+  /// TLS 1.3: sends a KeyUpdate (RFC 8446 §4.6.3), asking the peer to update too when
+  /// `update_requested`. Does nothing on plain TCP, TLS 1.2 or before the handshake is done.
+  virtual void request_key_update(bool /*update_requested*/) {}
+  /// Which TLS record path carries the connection ("holdfast" after the take-over, "openssl"
+  /// otherwise; tls::Engine::record_path()); "" for plain TCP.
+  [[nodiscard]] virtual std::string_view tls_record_path() const { return ""; }
 
   [[nodiscard]] virtual bool is_connected() const = 0;
   [[nodiscard]] virtual const ConnectionInfo& info() const = 0;

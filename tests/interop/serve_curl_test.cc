@@ -56,7 +56,8 @@ TEST_F(ServeCurl, CurlEchoesPostBodyAndHeaders) {
 }
 
 TEST_F(ServeCurl, CurlGetOfEchoRendersRequest) {
-  const RunResult r = curl({"--cacert", cert(), "-H", "X-Probe: seen", serve_.url + "/echo?q=1"});
+  const RunResult r =
+      curl({"--http1.1", "--cacert", cert(), "-H", "X-Probe: seen", serve_.url + "/echo?q=1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("GET /echo?q=1 HTTP/1.1\n", 0), 0u) << r.out;
   EXPECT_TRUE(contains_nocase(r.out, "X-Probe: seen\n")) << r.out;

@@ -487,7 +487,7 @@ std::string json_number(std::optional<double> value) {
     return "null";
   }
   char text[32];
-  std::snprintf(text, sizeof text, "%.3f", *value);
+  std::snprintf(text, sizeof text, "%.3f", value.value_or(0.0));  // not *value: g++ 12 -O2 warns
   return text;
 }
 

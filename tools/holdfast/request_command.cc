@@ -21,7 +21,23 @@
 namespace holdfast::cli {
 namespace {
 
+// --http1.1 / --http2-prior-knowledge. Process-wide (a process runs one command), kept here
+// rather than in RequestFlags, which other commands share.
+struct ProtocolChoice {
+  bool http1_only = false;
+  bool h2c_prior_knowledge = false;
+};
+
+ProtocolChoice& protocol_choice() {
+  static ProtocolChoice choice;
+  return choice;
+}
+
 void add_common_flags(CLI::App& cmd, RequestFlags& f) {
+  cmd.add_flag("--http1.1", protocol_choice().http1_only,
+               "speak HTTP/1.1 only (no h2 in the TLS ALPN offer)");
+  cmd.add_flag("--http2-prior-knowledge", protocol_choice().h2c_prior_knowledge,
+               "http:// URLs: speak HTTP/2 without upgrade (h2c)");
   cmd.add_option("url", f.url, "absolute http:// or https:// URL")->required();
   cmd.add_option("-H,--header", f.headers, "extra header \"Name: value\" (repeatable)");
   cmd.add_option("-o,--output", f.output, "write the body to FILE instead of stdout");
@@ -104,6 +120,8 @@ ClientOptions client_options(const RequestFlags& f, bool buffered) {
   // With -i or --fail the body is held until the head is known; allow up to 1 GiB then.
   options.max_response_body = buffered ? (std::size_t{1} << 30) : options.max_response_body;
   options.threads = 1;
+  options.force_http1 = protocol_choice().http1_only;
+  options.h2c_prior_knowledge = protocol_choice().h2c_prior_knowledge;
   return options;
 }
 
@@ -188,6 +206,7 @@ int write_error(const Reporter& report, const RequestFlags& f, int error) {
 int finish_response(const RequestFlags& f, const Reporter& report, const Response& response,
                     Output& output, bool buffered) {
   if (f.verbose) {
+    std::fprintf(stderr, "* protocol: %s\n", std::string(to_string(response.version)).c_str());
     print_response_head(stderr, response);
     print_timings(stderr, response.timings);
   }

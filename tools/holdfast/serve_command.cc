@@ -1,15 +1,20 @@
 // `holdfast serve`: TLS with --cert/--key or a certificate generated at start, or --plain; prints
-// the bound address first so scripts can read it; stops gracefully on SIGINT/SIGTERM.
+// the bound address first so scripts can read it; stops gracefully on SIGINT/SIGTERM; with
+// --workers, pre-forks supervised worker processes sharing the port (prefork.h).
 #include "serve_command.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +22,7 @@
 #include "holdfast/certs.h"
 #include "holdfast/init.h"
 #include "holdfast/server.h"
+#include "prefork.h"
 #include "routes.h"
 
 namespace holdfast::cli {
@@ -24,6 +30,8 @@ namespace {
 
 // In-flight requests get this long to finish after SIGINT/SIGTERM.
 constexpr std::chrono::seconds kShutdownGrace{10};
+// With --workers: how long the supervisor waits for its workers' graceful stop before SIGKILL.
+constexpr std::chrono::seconds kWorkerStopTimeout = kShutdownGrace + std::chrono::seconds(5);
 
 int usage(const std::string& message) {
   print_error(message);
@@ -91,6 +99,67 @@ int wait_for_signal(const sigset_t& signals) {
   return signal;
 }
 
+void print_listening(const ServeFlags& f, std::uint16_t port, const std::string& fingerprint) {
+  std::printf("listening on %s\n", listening_url(f, port).c_str());
+  if (!fingerprint.empty()) {
+    std::printf("certificate sha256 fingerprint %s\n", fingerprint.c_str());
+  }
+  std::fflush(stdout);
+}
+
+// One pre-forked worker: its own Server (and so its own TLS context, built here, after fork()) on
+// the listener the supervisor bound. The Server header names the worker, so that clients and
+// tests can see which process answered.
+int run_worker(const ServeFlags& f, ServerOptions options, std::size_t index, int listen_fd,
+               const sigset_t& signals, const std::function<void()>& ready) {
+  options.listen_fd = listen_fd;
+  options.server_header =
+      "holdfast (worker " + std::to_string(index + 1) + "; pid " + std::to_string(::getpid()) + ")";
+  Result<std::unique_ptr<Server>> server = Server::start(options, make_router(f.access_log));
+  if (!server) {
+    print_error(server.error(), "");
+    return static_cast<int>(exit_code_for(server.error()));
+  }
+  ready();
+  wait_for_signal(signals);
+  (*server)->shutdown(kShutdownGrace);
+  return 0;
+}
+
+// --workers N: bind N SO_REUSEPORT listeners here, then fork and supervise the workers.
+int serve_workers(const ServeFlags& f, const ServerOptions& options, const std::string& fingerprint,
+                  const sigset_t& signals) {
+  sigset_t child;
+  sigemptyset(&child);
+  sigaddset(&child, SIGCHLD);  // taken by the supervisor's sigwait
+  pthread_sigmask(SIG_BLOCK, &child, nullptr);
+  Result<Listeners> listeners = bind_listeners(f.bind, f.port, f.workers);
+  if (!listeners) {
+    print_error(listeners.error(), "");
+    return static_cast<int>(exit_code_for(listeners.error()));
+  }
+  const std::uint16_t port = listeners->port;
+  const WorkerMain worker = [&](std::size_t index, int fd, const std::function<void()>& ready) {
+    return run_worker(f, options, index, fd, signals, ready);
+  };
+  return run_workers(
+      std::move(*listeners), worker, [&] { print_listening(f, port, fingerprint); },
+      kWorkerStopTimeout);
+}
+
+int check_flags(const ServeFlags& f) {
+  if (f.cert.empty() != f.key.empty()) {
+    return usage("--cert and --key go together");
+  }
+  if (f.plain && (!f.cert.empty() || !f.write_cert.empty())) {
+    return usage("--plain takes no certificate options");
+  }
+  if (!f.cert.empty() && !f.write_cert.empty()) {
+    return usage("--write-cert writes the generated certificate; it does not go with --cert");
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_serve_command(CLI::App& app, ServeFlags& f) {
@@ -106,20 +175,21 @@ void add_serve_command(CLI::App& app, ServeFlags& f) {
   serve->add_option("--threads", f.threads, "event-loop threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  serve
+      ->add_option("--workers", f.workers,
+                   "pre-forked worker processes sharing the port; 0: serve in this process")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
   serve->add_flag("--access-log", f.access_log, "log one line per request on stderr");
   add_socket_flags(*serve, f.socket);
 }
 
 int run_serve(const ServeFlags& f) {
-  if (f.cert.empty() != f.key.empty()) {
-    return usage("--cert and --key go together");
+  if (const int code = check_flags(f); code != 0) {
+    return code;
   }
-  if (f.plain && (!f.cert.empty() || !f.write_cert.empty())) {
-    return usage("--plain takes no certificate options");
-  }
-  if (!f.cert.empty() && !f.write_cert.empty()) {
-    return usage("--write-cert writes the generated certificate; it does not go with --cert");
-  }
+  // One-time TLS work before anything else (docs/fork.md): with --workers, done once here and
+  // inherited by every worker.
   if (const Result<void> ready = init(); !ready) {
     print_error(ready.error(), "");
     return static_cast<int>(exit_code_for(ready.error()));
@@ -134,16 +204,15 @@ int run_serve(const ServeFlags& f) {
     return code;
   }
   const sigset_t signals = block_stop_signals();
+  if (f.workers > 0) {
+    return serve_workers(f, options, fingerprint, signals);
+  }
   Result<std::unique_ptr<Server>> server = Server::start(options, make_router(f.access_log));
   if (!server) {
     print_error(server.error(), "");
     return static_cast<int>(exit_code_for(server.error()));
   }
-  std::printf("listening on %s\n", listening_url(f, (*server)->port()).c_str());
-  if (!fingerprint.empty()) {
-    std::printf("certificate sha256 fingerprint %s\n", fingerprint.c_str());
-  }
-  std::fflush(stdout);
+  print_listening(f, (*server)->port(), fingerprint);
   const int signal = wait_for_signal(signals);
   std::fprintf(stderr, "holdfast: %s received, shutting down\n",
                signal == SIGINT ? "SIGINT" : "SIGTERM");

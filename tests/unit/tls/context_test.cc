@@ -18,7 +18,7 @@ TEST(TlsContext, SharedClientReturnsSameContextForEqualOptions) {
   auto cb = Context::shared_client(b);
   ASSERT_TRUE(ca && cb);
   EXPECT_EQ(ca->get(), cb->get());
-  b.alpn = {"h2", "http/1.1"};
+  b.alpn = {"h2", "http/1.1", "x-holdfast-test"};  // differs from any default
   auto cc = Context::shared_client(b);
   ASSERT_TRUE(cc);
   EXPECT_NE(ca->get(), cc->get());

@@ -43,7 +43,7 @@ TEST(TlsEngine, HandshakesWithTls13ByDefault) {
   EXPECT_EQ(pair.server().version(), "TLSv1.3");
   EXPECT_EQ(pair.client().cipher(), pair.server().cipher());
   EXPECT_FALSE(pair.client().cipher().empty());
-  EXPECT_EQ(pair.client().alpn(), "http/1.1");
+  EXPECT_EQ(pair.client().alpn(), ClientTlsOptions{}.alpn.front()) << "the first default offered";
   EXPECT_EQ(pair.client().peer_subject(), "CN=localhost");
   EXPECT_FALSE(pair.client().is_session_reused());
 }
