@@ -185,10 +185,13 @@ bool Loop::run_once(std::chrono::milliseconds max_wait) {
     count = 0;  // EINTR: a signal; just run the rest of the iteration
   }
   now_ = Clock::now();
-  bool did_work = dispatch(count);
+  // The wheel's clock moves before any handler runs: a timer armed by an I/O handler counts from
+  // now, not from when the loop went to sleep (after a long wait, a short timeout armed on a new
+  // connection would otherwise be overdue at once and fire before its handshake could finish).
   const auto fired_before = timers_.fired_count();
   timers_.advance(now_);
-  did_work = timers_.fired_count() != fired_before || did_work;
+  bool did_work = timers_.fired_count() != fired_before;
+  did_work = dispatch(count) || did_work;
   did_work = run_posted() || did_work;
   return did_work;
 }

@@ -208,6 +208,39 @@ TEST(Loop, TimersFireThroughRunOnce) {
   EXPECT_EQ(fired, 2);
 }
 
+TEST(Loop, TimerArmedByAnIoHandlerAfterALongWaitCountsFromNow) {
+  // The loop sleeps 300 ms in epoll with no timer; then a handler arms a 100 ms timer. It must
+  // not be overdue at once (the wheel's clock moves before handlers run): a server's short
+  // keep-alive timeout armed on a new connection used to close it before its handshake.
+  auto loop = make_loop();
+  Pipe p;
+  Handler h;
+  int fired = 0;
+  Timer t(loop->timers(), [&] { ++fired; });
+  Clock::time_point armed_at;
+  h.fn = [&](std::uint32_t) {
+    char c = 0;
+    (void)::read(p.read_end, &c, 1);
+    armed_at = Clock::now();
+    t.arm(milliseconds{100});
+  };
+  ASSERT_TRUE(loop->watch(p.read_end, kReadable, &h));
+  std::thread writer([&] {
+    std::this_thread::sleep_for(milliseconds{300});
+    p.put('x');
+  });
+  EXPECT_TRUE(loop->run_once(milliseconds{5000}));
+  writer.join();
+  ASSERT_EQ(h.calls, 1);
+  EXPECT_EQ(fired, 0) << "a 100 ms timer fired in the iteration that armed it";
+  while (fired == 0 && Clock::now() - armed_at < std::chrono::seconds{5}) {
+    loop->run_once(milliseconds{1000});
+  }
+  EXPECT_EQ(fired, 1);
+  EXPECT_GE(Clock::now() - armed_at, milliseconds{95});
+  loop->unwatch(p.read_end);
+}
+
 TEST(Loop, StopFromAnotherThreadEndsRun) {
   auto loop = make_loop();
   std::promise<void> started;
