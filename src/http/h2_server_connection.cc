@@ -20,30 +20,6 @@ bool status_has_no_body(int status) { return status < 200 || status == 204 || st
 
 }  // namespace
 
-/// One pending after() call: an embedded timer and the function to run.
-struct H2ServerConnection::AfterTask {
-  AfterTask(event::TimerWheel& wheel, std::shared_ptr<State> s, Writable f)
-      : timer(wheel, [this] { fire(); }), state(std::move(s)), fn(std::move(f)) {}
-
-  void fire() {
-    running = true;
-    auto f = std::move(fn);
-    fn = nullptr;
-    if (state->owner != nullptr) {
-      f(ResponseWriter(state));
-    }
-    running = false;
-    fired = true;
-  }
-
-  event::Timer timer;
-  std::shared_ptr<State> state;
-  Writable fn;
-  AfterTask* next = nullptr;
-  bool running = false;
-  bool fired = false;
-};
-
 H2ServerConnection::H2ServerConnection(ServerLoopContext& context)
     : context_(context),
       idle_timer_(context.loop().timers(),
@@ -54,7 +30,8 @@ H2ServerConnection::H2ServerConnection(ServerLoopContext& context)
                       drain();  // keep-alive idle: say GOAWAY, then close
                     }
                   }),
-      write_timer_(context.loop().timers(), [this] { on_write_timeout(); }) {}
+      write_timer_(context.loop().timers(), [this] { on_write_timeout(); }),
+      after_(context.loop().timers()) {}
 
 H2ServerConnection::~H2ServerConnection() {
   closed_ = true;
@@ -62,7 +39,6 @@ H2ServerConnection::~H2ServerConnection() {
   idle_timer_.cancel();
   write_timer_.cancel();
   release_exchanges();
-  reap_after_tasks(true);
 }
 
 void H2ServerConnection::start(std::unique_ptr<transport::Transport> transport) {
@@ -515,11 +491,7 @@ void H2ServerConnection::after(const std::shared_ptr<State>& state, std::chrono:
   if (closed_) {
     return;
   }
-  reap_after_tasks(false);
-  auto* task = new AfterTask(context_.loop().timers(), state, std::move(fn));
-  task->next = after_;
-  after_ = task;
-  task->timer.arm(delay);
+  after_.add(state, delay, std::move(fn));
 }
 
 void H2ServerConnection::when_writable(const std::shared_ptr<State>& state, Writable fn) {
@@ -551,6 +523,7 @@ void H2ServerConnection::close() {
   closed_ = true;
   idle_timer_.cancel();
   write_timer_.cancel();
+  after_.cancel_all();
   if (transport_) {
     transport_->close();
   }
@@ -574,19 +547,6 @@ void H2ServerConnection::release_exchanges() {
     state->on_writable = nullptr;
     state->on_body_chunk = nullptr;
     state->on_body_end = nullptr;
-  }
-}
-
-void H2ServerConnection::reap_after_tasks(bool all) {
-  AfterTask** link = &after_;
-  while (*link != nullptr) {
-    AfterTask* t = *link;
-    if (all || (t->fired && !t->running)) {
-      *link = t->next;
-      delete t;
-    } else {
-      link = &t->next;
-    }
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "event/timer_wheel.h"
 #include "holdfast/server.h"
+#include "http/after_tasks.h"
 #include "http/server_context.h"
 #include "http/server_exchange.h"
 #include "http2/session.h"
@@ -59,8 +60,6 @@ class H2ServerConnection final : public transport::TransportHandler,
   H2ServerConnection* next_link = nullptr;
 
  private:
-  struct AfterTask;
-
   // TransportHandler
   void on_data(std::span<const std::uint8_t> data) override;
   void on_drained() override;
@@ -88,7 +87,6 @@ class H2ServerConnection final : public transport::TransportHandler,
   void on_write_timeout();
   void finish_if_done();
   void update_idle();
-  void reap_after_tasks(bool all);
   void release_exchanges();
 
   // Frames are produced only while the transport holds less than this: beyond it the session
@@ -101,9 +99,9 @@ class H2ServerConnection final : public transport::TransportHandler,
   std::unique_ptr<http2::Session> session_;
   std::unordered_map<std::int32_t, std::shared_ptr<State>> streams_;
   std::unordered_map<const State*, std::int32_t> ids_;
-  AfterTask* after_ = nullptr;
   event::Timer idle_timer_;     // keep-alive idle (no stream open), then the linger after GOAWAY
   event::Timer write_timer_;    // write stall (timeouts.write)
+  AfterTasks after_;            // after() timers
   std::size_t write_mark_ = 0;  // queued output when write_timer_ was armed, plus what came since
   std::string output_;          // scratch for Session::send
   bool closed_ = false;

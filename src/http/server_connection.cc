@@ -21,33 +21,11 @@ std::span<const std::uint8_t> as_bytes(const std::string& s) {
 
 }  // namespace
 
-/// One pending after() call: an embedded timer and the function to run.
-struct ServerConnection::AfterTask {
-  AfterTask(event::TimerWheel& wheel, std::shared_ptr<State> s,
-            std::function<void(const ResponseWriter&)> f)
-      : timer(wheel, [this] { fire(); }), state(std::move(s)), fn(std::move(f)) {}
-
-  void fire() {
-    running = true;
-    auto f = std::move(fn);
-    fn = nullptr;
-    f(ResponseWriter(state));
-    running = false;
-    fired = true;
-  }
-
-  event::Timer timer;
-  std::shared_ptr<State> state;
-  std::function<void(const ResponseWriter&)> fn;
-  AfterTask* next = nullptr;
-  bool running = false;
-  bool fired = false;
-};
-
 ServerConnection::ServerConnection(ServerLoopContext& context)
     : context_(context),
       read_timer_(context.loop().timers(), [this] { on_read_timeout(); }),
-      write_timer_(context.loop().timers(), [this] { on_write_timeout(); }) {}
+      write_timer_(context.loop().timers(), [this] { on_write_timeout(); }),
+      after_(context.loop().timers()) {}
 
 ServerConnection::~ServerConnection() {
   // Normally closed (and retired) already; not when the transport could not be created, or when
@@ -57,7 +35,6 @@ ServerConnection::~ServerConnection() {
   read_timer_.cancel();
   write_timer_.cancel();
   release_exchanges();
-  reap_after_tasks(true);
 }
 
 void ServerConnection::start(std::unique_ptr<transport::Transport> transport) {
@@ -636,7 +613,7 @@ void ServerConnection::update_idle() {
   parser_.reset();
   std::string().swap(input_);
   transport_->release_idle_memory();
-  reap_after_tasks(false);
+  after_.reap();
   arm_read_timer(context_.config().timeouts.keepalive_idle);
 }
 
@@ -666,9 +643,7 @@ void ServerConnection::close() {
   read_timer_.cancel();
   write_timer_.cancel();
   release_exchanges();
-  for (AfterTask* t = after_; t != nullptr; t = t->next) {
-    t->timer.cancel();
-  }
+  after_.cancel_all();
   std::string().swap(input_);
   if (transport_) {
     transport_->close();
@@ -701,24 +676,7 @@ void ServerConnection::after(const std::shared_ptr<State>& state, std::chrono::m
   if (closed_) {
     return;
   }
-  reap_after_tasks(false);
-  auto* task = new AfterTask(context_.loop().timers(), state, std::move(fn));
-  task->next = after_;
-  after_ = task;
-  task->timer.arm(delay);
-}
-
-void ServerConnection::reap_after_tasks(bool all) {
-  AfterTask** link = &after_;
-  while (*link != nullptr) {
-    AfterTask* t = *link;
-    if (all || (t->fired && !t->running)) {
-      *link = t->next;
-      delete t;
-    } else {
-      link = &t->next;
-    }
-  }
+  after_.add(state, delay, std::move(fn));
 }
 
 }  // namespace holdfast::http

@@ -13,6 +13,7 @@
 
 #include "event/timer_wheel.h"
 #include "holdfast/server.h"
+#include "http/after_tasks.h"
 #include "http/server_context.h"
 #include "http/server_exchange.h"
 #include "http1/parser.h"
@@ -61,7 +62,6 @@ class ServerConnection final : public transport::TransportHandler,
   ServerConnection* next_link = nullptr;
 
  private:
-  struct AfterTask;
   enum class ReadPhase : std::uint8_t { idle, head, body, lingering, stopped };
 
   // TransportHandler
@@ -113,7 +113,6 @@ class ServerConnection final : public transport::TransportHandler,
   void watch_output();
   bool is_head(const State& state) const { return head_.get() == &state; }
 
-  void reap_after_tasks(bool all);
   void release_exchanges();
 
   // How long a connection that decided to close keeps reading (and discarding) after its last
@@ -128,9 +127,9 @@ class ServerConnection final : public transport::TransportHandler,
   std::shared_ptr<State> head_;            // the exchange being answered (queue front)
   State* tail_ = nullptr;                  // the newest exchange (queue back)
   State* reading_ = nullptr;               // the exchange whose request is being read
-  AfterTask* after_ = nullptr;             // after() timers, newest first
   event::Timer read_timer_;                // idle, header, body and linger timeouts
   event::Timer write_timer_;               // write stall
+  AfterTasks after_;                       // after() timers
   std::size_t write_mark_ = 0;             // pending output when write_timer_ was armed
   std::uint32_t queued_ = 0;               // exchanges in the queue
   ReadPhase read_phase_ = ReadPhase::idle;
