@@ -10,6 +10,43 @@
 #include "transport/transport.h"
 
 namespace holdfast::http {
+namespace {
+
+// The intrusive lists of connections (HTTP/1.1 and HTTP/2 alike: prev_link / next_link).
+template <typename Connection>
+void push_front(Connection*& head, Connection* connection) {
+  connection->prev_link = nullptr;
+  connection->next_link = head;
+  if (head != nullptr) {
+    head->prev_link = connection;
+  }
+  head = connection;
+}
+
+template <typename Connection>
+void unlink_from(Connection*& head, Connection* connection) {
+  if (connection->prev_link != nullptr) {
+    connection->prev_link->next_link = connection->next_link;
+  } else {
+    head = connection->next_link;
+  }
+  if (connection->next_link != nullptr) {
+    connection->next_link->prev_link = connection->prev_link;
+  }
+  connection->prev_link = nullptr;
+  connection->next_link = nullptr;
+}
+
+template <typename Connection>
+void delete_all(Connection*& head) {
+  while (head != nullptr) {
+    Connection* c = head;
+    head = c->next_link;
+    delete c;
+  }
+}
+
+}  // namespace
 
 bool LoopHandle::post(std::function<void()> fn) {
   std::lock_guard lock(mutex_);
@@ -96,33 +133,21 @@ void ServerLoopContext::adopt(net::Fd fd, const net::SocketAddress& peer) {
     }
     return;
   }
-  connection->next_link = live_;
-  if (live_ != nullptr) {
-    live_->prev_link = connection;
-  }
-  live_ = connection;
+  push_front(live_, connection);
   connection->start(std::move(*transport));
 }
 
 void ServerLoopContext::link_http2(std::unique_ptr<transport::Transport> transport,
                                    H2ServerConnection* connection) {
-  connection->next_link = live_h2_;
-  if (live_h2_ != nullptr) {
-    live_h2_->prev_link = connection;
-  }
-  live_h2_ = connection;
+  push_front(live_h2_, connection);
   connection->start(std::move(transport));
 }
 
 void ServerLoopContext::hand_over_to_http2(ServerConnection* from,
                                            std::unique_ptr<transport::Transport> transport) {
-  unlink(from);
-  from->next_link = retired_;
-  retired_ = from;
-  if (!reap_posted_) {
-    reap_posted_ = true;
-    loop_.post([this] { reap(); });
-  }
+  unlink_from(live_, from);
+  push_front(retired_, from);
+  schedule_reap();
   link_http2(std::move(transport), new H2ServerConnection(*this));
 }
 
@@ -150,26 +175,17 @@ void ServerLoopContext::close_all() {
   }
 }
 
-void ServerLoopContext::unlink(ServerConnection* connection) {
-  if (connection->prev_link != nullptr) {
-    connection->prev_link->next_link = connection->next_link;
-  } else {
-    live_ = connection->next_link;
-  }
-  if (connection->next_link != nullptr) {
-    connection->next_link->prev_link = connection->prev_link;
-  }
-  connection->prev_link = nullptr;
-}
-
-void ServerLoopContext::retire(ServerConnection* connection) {
-  unlink(connection);
-  connection->next_link = retired_;
-  retired_ = connection;
+void ServerLoopContext::schedule_reap() {
   if (!reap_posted_) {
     reap_posted_ = true;
     loop_.post([this] { reap(); });
   }
+}
+
+void ServerLoopContext::retire(ServerConnection* connection) {
+  unlink_from(live_, connection);
+  push_front(retired_, connection);
+  schedule_reap();
   config_.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
   if (config_.on_connection_closed) {
     config_.on_connection_closed();
@@ -177,21 +193,9 @@ void ServerLoopContext::retire(ServerConnection* connection) {
 }
 
 void ServerLoopContext::retire(H2ServerConnection* connection) {
-  if (connection->prev_link != nullptr) {
-    connection->prev_link->next_link = connection->next_link;
-  } else {
-    live_h2_ = connection->next_link;
-  }
-  if (connection->next_link != nullptr) {
-    connection->next_link->prev_link = connection->prev_link;
-  }
-  connection->prev_link = nullptr;
-  connection->next_link = retired_h2_;
-  retired_h2_ = connection;
-  if (!reap_posted_) {
-    reap_posted_ = true;
-    loop_.post([this] { reap(); });
-  }
+  unlink_from(live_h2_, connection);
+  push_front(retired_h2_, connection);
+  schedule_reap();
   config_.counters.connections_open.fetch_sub(1, std::memory_order_relaxed);
   if (config_.on_connection_closed) {
     config_.on_connection_closed();
@@ -200,16 +204,8 @@ void ServerLoopContext::retire(H2ServerConnection* connection) {
 
 void ServerLoopContext::reap() {
   reap_posted_ = false;
-  while (retired_ != nullptr) {
-    ServerConnection* c = retired_;
-    retired_ = c->next_link;
-    delete c;
-  }
-  while (retired_h2_ != nullptr) {
-    H2ServerConnection* c = retired_h2_;
-    retired_h2_ = c->next_link;
-    delete c;
-  }
+  delete_all(retired_);
+  delete_all(retired_h2_);
 }
 
 }  // namespace holdfast::http

@@ -117,7 +117,7 @@ class ServerLoopContext {
  private:
   void reap();
   void link_http2(std::unique_ptr<transport::Transport> transport, H2ServerConnection* connection);
-  void unlink(ServerConnection* connection);
+  void schedule_reap();
 
   event::Loop& loop_;
   ServerConfig& config_;
