@@ -83,7 +83,9 @@ void Engine::drop_record_state() {
     SSL_set_msg_callback(ssl_, nullptr);
   }
   if (rec_ != nullptr) {
-    OPENSSL_cleanse(rec_, sizeof *rec_);  // secrets, keys and IVs of both directions
+    cleanse(&rec_->write);  // secrets, keys and IVs; drops this thread's cached key schedules
+    cleanse(&rec_->read);
+    OPENSSL_cleanse(rec_, sizeof *rec_);  // the rest (sequence numbers, partial record state)
     rec_->~RecordState();
     record_slab_free(rec_);
     rec_ = nullptr;

@@ -29,15 +29,27 @@ const EVP_MD* digest(AeadSuite suite) {
   return suite == AeadSuite::aes_256_gcm ? EVP_sha384() : EVP_sha256();
 }
 
-// One encrypting and one decrypting context per suite and thread, re-keyed only when the record
-// belongs to another key than the last one (notes/tls-record-takeover.md: a per-connection
-// EVP_CIPHER_CTX costs ~1.2 KB per direction; a shared one costs nothing per idle connection).
+// Keyed contexts kept per suite, direction and thread. One slot per key would cost ~1.2 KB per
+// direction and connection (notes/tls-record-takeover.md); a single slot shared by every
+// connection re-keys (AES key schedule, GHASH table, provider parameter plumbing: ~3,000
+// instructions) for every record once a loop serves more than one busy connection. A small
+// direct-mapped cache keeps the keys of up to kCipherSlots busy connections warm, costs nothing
+// per idle connection, and at most kCipherSlots contexts per direction and thread.
+constexpr int kCipherSlotBits = 6;
+constexpr std::size_t kCipherSlots = std::size_t{1} << kCipherSlotBits;
+
 struct ThreadCiphers {
-  EVP_CIPHER_CTX* ctx[kSuites][2] = {};
-  std::uint64_t loaded[kSuites][2] = {};
+  EVP_CIPHER_CTX* ctx[kSuites][2][kCipherSlots] = {};
+  std::uint64_t loaded[kSuites][2][kCipherSlots] = {};
   ThreadCiphers* prev = nullptr;
   ThreadCiphers* next = nullptr;
 };
+
+// Fibonacci hashing: key ids are consecutive (two per connection), the slots spread them.
+std::size_t slot_of(std::uint64_t key_id) {
+  constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+  return static_cast<std::size_t>((key_id * kGolden) >> (64 - kCipherSlotBits));
+}
 
 // Every live thread's contexts, linked from a global: a child forked from a multi-threaded parent
 // keeps the (never used again) contexts of threads it does not have reachable, not leaked. The
@@ -71,15 +83,19 @@ void free_thread_ciphers(void* arg) {
     }
   }
   for (auto& per_suite : tc->ctx) {
-    for (EVP_CIPHER_CTX* c : per_suite) {
-      EVP_CIPHER_CTX_free(c);  // also cleanses the key schedule
+    for (auto& per_direction : per_suite) {
+      for (EVP_CIPHER_CTX* c : per_direction) {
+        EVP_CIPHER_CTX_free(c);  // also cleanses the key schedule
+      }
     }
   }
   delete tc;
 }
 
+thread_local ThreadCiphers* t_ciphers = nullptr;  // trivially destructible: no at-exit record
+
 ThreadCiphers& thread_ciphers() {
-  thread_local ThreadCiphers* tc = nullptr;  // trivially destructible: no at-exit record
+  ThreadCiphers*& tc = t_ciphers;
   if (tc == nullptr) {
     tc = new ThreadCiphers;
     CipherRegistry& r = registry();
@@ -99,8 +115,10 @@ EVP_CIPHER_CTX* cipher_for(AeadSuite suite, const DirectionKeys& keys, bool encr
   ThreadCiphers& tc = thread_ciphers();
   const auto s = static_cast<int>(suite);
   const int e = encrypt ? 1 : 0;
-  EVP_CIPHER_CTX*& ctx = tc.ctx[s][e];
-  if (ctx != nullptr && tc.loaded[s][e] == keys.key_id) {
+  const std::size_t slot = slot_of(keys.key_id);
+  EVP_CIPHER_CTX*& ctx = tc.ctx[s][e][slot];
+  std::uint64_t& loaded = tc.loaded[s][e][slot];
+  if (ctx != nullptr && loaded == keys.key_id) {
     return ctx;
   }
   const EVP_CIPHER* cipher = nullptr;
@@ -113,14 +131,34 @@ EVP_CIPHER_CTX* cipher_for(AeadSuite suite, const DirectionKeys& keys, bool encr
       return nullptr;
     }
   }
-  tc.loaded[s][e] = 0;
+  loaded = 0;
   if (EVP_CipherInit_ex2(ctx, cipher, keys.key, nullptr, e, nullptr) != 1) {
     EVP_CIPHER_CTX_free(ctx);
     ctx = nullptr;
     return nullptr;
   }
-  tc.loaded[s][e] = keys.key_id;
+  loaded = keys.key_id;
   return ctx;
+}
+
+// Drops this thread's cached context for `key_id`, if any, so that no key schedule outlives the
+// keys it was made from (the connection closed, or a KeyUpdate replaced them). Contexts of other
+// threads are not touched: a key is only ever loaded on the thread that runs its connection.
+void forget_cached_key(std::uint64_t key_id) {
+  ThreadCiphers* tc = t_ciphers;
+  if (tc == nullptr || key_id == 0) {
+    return;
+  }
+  const std::size_t slot = slot_of(key_id);
+  for (int s = 0; s < kSuites; ++s) {
+    for (int e = 0; e < 2; ++e) {
+      if (tc->loaded[s][e][slot] == key_id) {
+        EVP_CIPHER_CTX_free(tc->ctx[s][e][slot]);  // cleanses the key schedule
+        tc->ctx[s][e][slot] = nullptr;
+        tc->loaded[s][e][slot] = 0;
+      }
+    }
+  }
 }
 
 // RFC 8446 §5.3: the per-record nonce is the IV XORed with the 64-bit sequence number.
@@ -217,10 +255,46 @@ bool update_secret(AeadSuite suite, DirectionKeys* keys) {
     std::memcpy(keys->secret, next, len);
   }
   OPENSSL_cleanse(next, sizeof next);
+  forget_cached_key(keys->key_id);
   return ok && derive_key_iv(suite, keys);
 }
 
-void cleanse(DirectionKeys* keys) { OPENSSL_cleanse(keys, sizeof *keys); }
+void drop_thread_key_schedules() {
+  ThreadCiphers* tc = t_ciphers;
+  if (tc == nullptr) {
+    return;
+  }
+  for (int s = 0; s < kSuites; ++s) {
+    for (int e = 0; e < 2; ++e) {
+      for (std::size_t slot = 0; slot < kCipherSlots; ++slot) {
+        EVP_CIPHER_CTX_free(tc->ctx[s][e][slot]);  // cleanses the key schedule
+        tc->ctx[s][e][slot] = nullptr;
+        tc->loaded[s][e][slot] = 0;
+      }
+    }
+  }
+}
+
+bool key_schedule_cached(std::uint64_t key_id) {
+  const ThreadCiphers* tc = t_ciphers;
+  if (tc == nullptr || key_id == 0) {
+    return false;
+  }
+  const std::size_t slot = slot_of(key_id);
+  for (const auto& per_suite : tc->loaded) {
+    for (const auto& per_direction : per_suite) {
+      if (per_direction[slot] == key_id) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void cleanse(DirectionKeys* keys) {
+  forget_cached_key(keys->key_id);
+  OPENSSL_cleanse(keys, sizeof *keys);
+}
 
 bool seal_record(AeadSuite suite, DirectionKeys* keys, std::uint8_t type,
                  std::span<const std::uint8_t> content, std::vector<std::uint8_t>* out,

@@ -84,8 +84,17 @@ bool install_secret(AeadSuite suite, std::span<const std::uint8_t> secret, Direc
 /// then new key, IV, seq 0, key_id. The old values are overwritten. False on failure.
 bool update_secret(AeadSuite suite, DirectionKeys* keys);
 
-/// Overwrites `keys` with zeros in a way the compiler cannot elide (OPENSSL_cleanse).
+/// Overwrites `keys` with zeros in a way the compiler cannot elide (OPENSSL_cleanse), and drops
+/// the calling thread's cached cipher context (key schedule) for them, if any.
 void cleanse(DirectionKeys* keys);
+
+/// Frees every cipher context the calling thread keeps for busy connections (at most 64 per suite
+/// and direction: a per-thread cost, not a per-connection one). They are made again on use.
+void drop_thread_key_schedules();
+
+/// True while the calling thread keeps a keyed cipher context (a key schedule) for the key
+/// `key_id` (DirectionKeys::key_id). For tests.
+bool key_schedule_cached(std::uint64_t key_id);
 
 /// HKDF-Expand-Label (RFC 8446 §7.1) for outputs of at most one hash length. Exposed for tests.
 bool hkdf_expand_label(AeadSuite suite, std::span<const std::uint8_t> secret,

@@ -342,6 +342,29 @@ TEST(TlsRecordKeys, DerivesRfc8448ServerApplicationKeyAndIv) {
   EXPECT_EQ(keys.seq, 0u);
 }
 
+// The per-thread cipher contexts of busy connections never outlive their keys: a KeyUpdate and
+// cleanse() (the connection's end) drop the cached key schedule.
+TEST(TlsRecordKeys, CachedKeyScheduleGoesWithItsKey) {
+  DirectionKeys keys{};
+  ASSERT_TRUE(install_secret(AeadSuite::aes_128_gcm, secret_of(7, 32), &keys));
+  const std::string content = "hello";
+  std::vector<std::uint8_t> out;
+  ASSERT_TRUE(seal_record(AeadSuite::aes_128_gcm, &keys, 23,
+                          {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()},
+                          &out));
+  const auto first = keys.key_id;
+  EXPECT_TRUE(key_schedule_cached(first));
+  ASSERT_TRUE(update_secret(AeadSuite::aes_128_gcm, &keys));
+  EXPECT_FALSE(key_schedule_cached(first)) << "the old key's schedule outlived the KeyUpdate";
+  ASSERT_TRUE(seal_record(AeadSuite::aes_128_gcm, &keys, 23,
+                          {reinterpret_cast<const std::uint8_t*>(content.data()), content.size()},
+                          &out));
+  const auto second = keys.key_id;
+  EXPECT_TRUE(key_schedule_cached(second));
+  cleanse(&keys);
+  EXPECT_FALSE(key_schedule_cached(second)) << "the key's schedule outlived cleanse()";
+}
+
 TEST(TlsRecordKeys, KeyUpdateChangesSecretKeyAndIvAndResetsSequence) {
   const auto secret = secret_of(5, 48);
   DirectionKeys keys{};
