@@ -12,6 +12,7 @@
 #include "holdfast/error.h"
 #include "net/socket.h"
 #include "tls/engine.h"
+#include "transport/handshake_burst.h"
 #include "transport/transport.h"
 
 namespace holdfast::transport {
@@ -52,6 +53,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
     if (destroyed_ != nullptr) {
       *destroyed_ = true;
     }
+    end_handshake();
     close_descriptor();
   }
 
@@ -73,6 +75,10 @@ class StreamTransport final : public Transport, public event::IoHandler {
       return {};
     }
     state_ = State::handshaking;
+    if (!in_handshake_burst_) {
+      in_handshake_burst_ = true;
+      HandshakeBurst::started();
+    }
     timeout_code_ = make_error_code(Errc::tls_handshake_timeout);
     if (handshake_timeout_.count() > 0) {
       timer_.arm(handshake_timeout_);
@@ -179,6 +185,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
     state_ = State::closed;
     timer_.cancel();
     close_descriptor();
+    end_handshake();
   }
 
   void abandon() override {
@@ -188,6 +195,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
     state_ = State::closed;
     timer_.cancel();
     fd_.reset();
+    end_handshake();
   }
 
   void request_key_update(bool update_requested) override {
@@ -308,6 +316,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
       info_.tls_cipher = tls_->cipher();
       info_.alpn = tls_->alpn();
       info_.tls_resumed = tls_->is_session_reused();
+      end_handshake();
       handler_->on_connected();
       if (destroyed || state_ == State::closed) {
         return;
@@ -480,6 +489,14 @@ class StreamTransport final : public Transport, public event::IoHandler {
     });
   }
 
+  // The handshake ended (done, failed or closed): after a burst of them, the heap is trimmed.
+  void end_handshake() {
+    if (in_handshake_burst_) {
+      in_handshake_burst_ = false;
+      HandshakeBurst::ended();
+    }
+  }
+
   void close_descriptor() {
     if (fd_.is_valid()) {
       loop_.unwatch(fd_.get());
@@ -506,7 +523,8 @@ class StreamTransport final : public Transport, public event::IoHandler {
   bool write_shutdown_ = false;
   bool fin_sent_ = false;
   bool peer_closed_ = false;
-  bool* destroyed_ = nullptr;  // set while a callback runs, so a handler may delete us
+  bool in_handshake_burst_ = false;  // counted in HandshakeBurst until the handshake ends
+  bool* destroyed_ = nullptr;        // set while a callback runs, so a handler may delete us
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted tasks
   ConnectionInfo info_;
 };

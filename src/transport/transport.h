@@ -45,8 +45,10 @@ class TransportHandler {
 /// Facts about an established connection (TLS fields empty for plain TCP).
 struct ConnectionInfo {
   std::string remote_address;  ///< "ip:port"
-  std::string tls_version;
-  std::string tls_cipher;
+  /// "TLSv1.3", ...; a view of a static string (OpenSSL's tables): no allocation per connection.
+  std::string_view tls_version;
+  /// The cipher suite's name; a static string too.
+  std::string_view tls_cipher;
   std::string alpn;
   bool tls_resumed = false;
   std::chrono::steady_clock::time_point tcp_connected{};  ///< when TCP connect completed (client)

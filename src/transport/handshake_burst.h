@@ -1,0 +1,42 @@
+// Private: per-thread accounting of TLS handshakes in flight, returning the heap a burst of
+// concurrent handshakes left behind to the system once the burst is over.
+#pragma once
+
+#include <cstddef>
+
+namespace holdfast::transport {
+
+/// A TLS handshake in flight needs ~50 KB of OpenSSL state that is freed when it ends, while the
+/// connection's long-lived objects (a few hundred bytes each) are allocated in between. After
+/// thousands of concurrent handshakes (a server whose clients all connect at once) glibc keeps the
+/// freed pages: its free() returns only the top of a heap, and the long-lived objects pin the
+/// rest, so RSS stays at the burst's peak (37 KB per idle connection measured for 10,000 at once,
+/// 1.5 KB of it in use). This counts handshakes per thread and, when the last one of a burst ends,
+/// calls malloc_trim(0), which releases every whole free page (docs/bench-drafts/memory.md).
+/// A thread whose handshakes never overlapped much never trims. HOLDFAST_MALLOC_TRIM=0 in the
+/// environment turns the trim off (for comparisons). Loop-thread only (thread_local).
+class HandshakeBurst {
+ public:
+  /// A burst counts when this many handshakes were in flight at once on the thread...
+  static constexpr std::size_t kMinPeak = 16;
+  /// ...and at least this many ended since the last trim.
+  static constexpr std::size_t kMinEnded = 64;
+
+  /// A handshake started on this thread.
+  static void started();
+  /// A handshake that started() ended (done, failed, or its connection closed). Trims the heap
+  /// when it was the last of a burst.
+  static void ended();
+
+  /// What the calling thread has seen (for tests).
+  struct Stats {
+    std::size_t in_flight = 0;
+    std::size_t peak = 0;   ///< most in flight at once since the last trim
+    std::size_t ended = 0;  ///< handshakes ended since the last trim
+    std::size_t trims = 0;  ///< malloc_trim calls so far
+  };
+  /// The calling thread's counters.
+  static Stats stats();
+};
+
+}  // namespace holdfast::transport
