@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "holdfast/http.h"
 #include "holdfast/result.h"
@@ -42,6 +43,26 @@ struct PoolOptions {
   /// SETTINGS_MAX_CONCURRENT_STREAMS allows). While an HTTP/2 connection to an origin is being set
   /// up, further requests to it wait for it instead of opening more connections.
   std::size_t max_streams_per_connection = 0;
+  /// HTTP/1.1 pipelining (RFC 9112 §9.3.2): requests one connection carries at once, each written
+  /// before the responses to the earlier ones arrived. 0 or 1: off (the default: many servers
+  /// and middleboxes mishandle it, and one slow response delays all behind it). Applies only to
+  /// the origins in `pipeline_origins`, only on HTTP/1.1 connections (HTTP/2 multiplexes
+  /// instead), and only to requests with a buffered body (never a body_source stream). The pool
+  /// first reuses an idle connection, then opens a new one while under max_per_origin, and only
+  /// then pipelines onto busy connections, spreading the requests over them (like curl's former
+  /// CURLMOPT_PIPELINING): set max_per_origin = 1 to send everything over one connection.
+  /// Nothing is pipelined behind a non-idempotent request, a streamed body, a response with
+  /// "Connection: close" or an aborted exchange, and a retry is never pipelined. If the
+  /// connection closes mid-pipeline, the requests without any response byte fail with
+  /// Errc::closed_before_response and are retried under the usual rules (Client), a request
+  /// whose response was partly received fails with Errc::connection_closed and is never retried.
+  /// The response-header and idle-read timeouts of a pipelined request start when the responses
+  /// before it are complete; its deadline runs from the start. See docs/pipelining.md.
+  std::size_t pipeline_depth = 0;
+  /// The origins known to handle pipelining, as "scheme://host[:port]" (the scheme's default
+  /// port may be left out), e.g. {"https://api.example.com", "http://127.0.0.1:8080"}. Only
+  /// these get pipelined requests, and only when pipeline_depth > 1.
+  std::vector<std::string> pipeline_origins;
 };
 
 /// Everything a Client is configured with. Copyable plain data.
@@ -73,6 +94,8 @@ struct RequestOptions {
 /// never written, or when a reused connection closed with zero response bytes and the method is
 /// idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or the request has an Idempotency-Key
 /// header. Streamed request bodies (body_source) are never retried once reading them started.
+/// A request pipelined behind another (PoolOptions::pipeline_depth) counts as written on a reused
+/// connection; one whose response had partly arrived is never retried.
 ///
 /// Threads: the client runs `threads` event loops on its own threads, started on first use.
 /// Callbacks (BodySource, BodySink, async completion) run on those threads and must not block.
@@ -111,6 +134,8 @@ class Client {
     std::uint64_t connection_reuses = 0;   ///< requests that went out on a pooled connection
     std::uint64_t retries = 0;             ///< transparent retries on a fresh connection
     std::uint64_t tls_resumptions = 0;     ///< TLS handshakes that resumed a session
+    /// Requests written behind others still in flight (HTTP/1.1 pipelining).
+    std::uint64_t pipelined = 0;
   };
   [[nodiscard]] Stats stats() const;
 

@@ -97,6 +97,10 @@ struct Timings {
   std::string tls_version;                  ///< "TLSv1.3", empty for plain HTTP
   std::string tls_cipher;                   ///< negotiated cipher suite, empty for plain HTTP
   std::string alpn;                         ///< negotiated ALPN protocol, if any
+  /// Which code carried the TLS records when the response completed: "holdfast" (the own TLS 1.3
+  /// record layer, after take-over) or "openssl" (the kept `SSL`: TLS 1.2, take-over off, or a
+  /// guard failed); empty for plain HTTP.
+  std::string tls_record_path;
 };
 
 /// An HTTP response. `body` holds the body unless the client streamed it into a BodySink.

@@ -315,7 +315,8 @@ Client::Stats Client::stats() const {
                .requests_sent = s.requests_sent.load(),
                .connection_reuses = s.connection_reuses.load(),
                .retries = s.retries.load(),
-               .tls_resumptions = s.tls_resumptions.load()};
+               .tls_resumptions = s.tls_resumptions.load(),
+               .pipelined = s.pipelined.load()};
 }
 
 void Client::close_idle_connections() {

@@ -12,16 +12,6 @@ using std::chrono::duration_cast;
 using std::chrono::microseconds;
 using Steady = std::chrono::steady_clock;
 
-// RFC 9110 §9.2.2: methods whose repetition has the same intended effect.
-bool is_idempotent(const Request& r) {
-  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
-    if (iequals(r.method, m)) {
-      return true;
-    }
-  }
-  return r.headers.contains("Idempotency-Key");
-}
-
 // Only a failed connection is worth another try; our own limits and the user's errors are final.
 bool is_connection_failure(std::error_code ec) {
   if (ec.category() == std::system_category()) {
@@ -129,6 +119,9 @@ Result<void> Exchange::on_response_body(std::span<const std::uint8_t> data) {
 }
 
 void Exchange::on_response_complete() {
+  // Read now, not at assign(): a client takes over after reading the tickets that follow the
+  // handshake, so the first request on a connection may start on OpenSSL's record path.
+  response_.timings.tls_record_path = std::string(connection_->transport().tls_record_path());
   connection_ = nullptr;
   finish(std::move(response_));
 }
@@ -142,8 +135,8 @@ bool Exchange::may_retry(std::error_code ec, const http::FailureFacts& facts) co
   }
   // A reused connection that the server had already closed: the classic keep-alive race.
   // A streamed body cannot be replayed once its source was read.
-  return facts.connection_was_reused && !facts.response_bytes_seen && is_idempotent(request_) &&
-         !request_.body_source;
+  return facts.connection_was_reused && !facts.response_bytes_seen &&
+         http::is_idempotent(request_) && !request_.body_source;
 }
 
 void Exchange::on_exchange_error(std::error_code ec, const http::FailureFacts& facts) {

@@ -18,6 +18,8 @@ struct Pool::Origin {
   std::size_t connecting = 0;     // of those, not yet ready for a first request
   std::vector<Pooled*> shared;    // HTTP/2 connections: several exchanges each
   bool http1_only = false;        // a handshake chose HTTP/1.1: stop waiting for multiplexing
+  bool pipelining = false;        // listed in PoolOptions::pipeline_origins, depth > 1
+  std::vector<Pooled*> http1;     // with pipelining: the HTTP/1.1 connections that are up
 };
 
 struct Pool::Pooled {
@@ -38,7 +40,15 @@ Pool::Pool(event::Loop& loop, const ClientOptions& options, std::shared_ptr<cons
       stats_(stats),
       max_per_origin_(std::max<std::size_t>(1, options.pool.max_per_origin)),
       max_total_(std::max<std::size_t>(1, options.pool.max_total)),
-      max_idle_per_origin_(options.pool.max_idle_per_origin) {}
+      max_idle_per_origin_(options.pool.max_idle_per_origin) {
+  if (options.pool.pipeline_depth <= 1) {
+    return;
+  }
+  for (const std::string& text : options.pool.pipeline_origins) {
+    auto url = parse_url(text);
+    pipeline_origins_.insert(url ? url->origin() : text);
+  }
+}
 
 Pool::~Pool() = default;
 
@@ -69,6 +79,7 @@ Pool::Origin& Pool::origin_for(const Url& url) {
   if (!slot) {
     slot = std::make_unique<Origin>();
     slot->url = url;
+    slot->pipelining = pipeline_origins_.contains(url.origin());
   }
   return *slot;
 }
@@ -165,6 +176,31 @@ void Pool::serve_waiting(Origin& origin) {
          open_total_ < max_total_) {
     open_connection(origin);
   }
+  serve_pipelined(origin);
+}
+
+void Pool::serve_pipelined(Origin& origin) {
+  bool progress = origin.pipelining;
+  while (progress && origin.waiting.size() > origin.connecting) {
+    progress = false;
+    // By index: a start() that fails at once calls back into the pool.
+    for (std::size_t i = 0; i < origin.http1.size() && origin.waiting.size() > origin.connecting;
+         ++i) {
+      Exchange* next = origin.waiting.front();
+      if (next->wants_fresh_connection() || next->request().body_source) {
+        return;  // a retry or a streamed body: it waits for a connection of its own, in order
+      }
+      http::ClientConnection* connection = origin.http1[i]->connection.get();
+      if (connection->is_idle() || !connection->can_take_request()) {
+        continue;
+      }
+      origin.waiting.pop_front();
+      stats_.connection_reuses.fetch_add(1, std::memory_order_relaxed);
+      stats_.pipelined.fetch_add(1, std::memory_order_relaxed);
+      next->assign(connection, nullptr);
+      progress = true;
+    }
+  }
 }
 
 void Pool::open_connection(Origin& origin) {
@@ -218,6 +254,7 @@ void Pool::on_resolved(Origin& origin, Result<std::vector<net::SocketAddress>> a
   protocol.offer_h2 = origin.url.is_tls() && may_multiplex(origin);
   protocol.h2c_prior_knowledge = !origin.url.is_tls() && may_multiplex(origin);
   protocol.max_streams = options_.pool.max_streams_per_connection;
+  protocol.http1.pipeline_depth = origin.pipelining ? options_.pool.pipeline_depth : 0;
   pooled->connection = http::make_client_connection(std::move(*t), this, protocol);
   stats_.connections_opened.fetch_add(1, std::memory_order_relaxed);
   connections_.emplace(pooled->connection.get(), std::move(pooled));
@@ -242,11 +279,24 @@ void Pool::on_connection_ready(http::ClientConnection* connection) {
     on_shared_ready(pooled, first);
     return;
   }
+  on_http1_ready(pooled, first);
+}
+
+void Pool::on_http1_ready(Pooled& pooled, bool first) {
+  Origin& origin = *pooled.origin;
+  http::ClientConnection* connection = pooled.connection.get();
   // The server chose HTTP/1.1 where HTTP/2 was offered: the other waiters get connections of
   // their own (they waited for this one to be multiplexed).
   const bool learned_http1 = first && !origin.http1_only && may_multiplex(origin);
   if (learned_http1) {
     origin.http1_only = true;
+  }
+  if (first && origin.pipelining) {
+    origin.http1.push_back(&pooled);
+  }
+  if (!connection->is_idle()) {
+    serve_waiting(origin);  // a pipelined response completed: room for one more
+    return;
   }
   if (origin.waiting.empty()) {
     park_idle(pooled);
@@ -258,7 +308,7 @@ void Pool::on_connection_ready(http::ClientConnection* connection) {
     stats_.connection_reuses.fetch_add(1, std::memory_order_relaxed);
   }
   next->assign(connection, first ? &pooled.phases : nullptr);
-  if (learned_http1) {
+  if (learned_http1 || origin.pipelining) {
     serve_waiting(origin);
   }
 }
@@ -316,6 +366,7 @@ void Pool::on_connection_closed(http::ClientConnection* connection, std::error_c
   pooled.idle_timer.cancel();
   std::erase(origin.idle, &pooled);
   std::erase(origin.shared, &pooled);
+  std::erase(origin.http1, &pooled);
   --origin.open;
   --open_total_;
   if (!pooled.ready_once) {
@@ -373,13 +424,9 @@ void Pool::abandon_all() {
 
 void Pool::close_all() {
   closing_ = true;
-  std::vector<Exchange*> live;
-  live.reserve(exchanges_.size());
-  for (auto& [raw, owned] : exchanges_) {
-    live.push_back(raw);
-  }
-  for (Exchange* ex : live) {
-    ex->fail_with(make_error_code(Errc::cancelled));
+  // One at a time: failing one may end others (the requests pipelined behind it on a connection).
+  while (!exchanges_.empty()) {
+    exchanges_.begin()->first->fail_with(make_error_code(Errc::cancelled));
   }
   for (auto& [raw, pooled] : connections_) {
     pooled->idle_timer.cancel();
@@ -390,6 +437,7 @@ void Pool::close_all() {
   for (auto& [key, origin] : origins_) {
     origin->idle.clear();
     origin->shared.clear();
+    origin->http1.clear();
     origin->waiting.clear();
     origin->open = origin->connecting = 0;
   }

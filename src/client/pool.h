@@ -33,6 +33,7 @@ struct SharedStats {
   std::atomic<std::uint64_t> connection_reuses{0};
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> tls_resumptions{0};
+  std::atomic<std::uint64_t> pipelined{0};
 };
 
 /// One request from start to callback: waits for a connection, runs on it, retries when that is
@@ -142,8 +143,13 @@ class Pool final : public http::ConnectionOwner {
   void serve_waiting(Origin& origin);
   /// Assigns waiters to HTTP/2 connections with free streams; true if one has room left.
   bool serve_shared(Origin& origin);
+  /// An HTTP/1.1 connection is up, idle again, or (pipelining) has room for one more request.
+  void on_http1_ready(Pooled& pooled, bool first);
   /// An HTTP/2 connection is up or has a free stream: gives it waiters.
   void on_shared_ready(Pooled& pooled, bool first);
+  /// HTTP/1.1 pipelining: gives waiters not covered by a connection being opened to busy
+  /// connections with room, one per connection per round.
+  void serve_pipelined(Origin& origin);
   /// True when connections to `origin` may speak HTTP/2 (then they are opened one at a time).
   [[nodiscard]] bool may_multiplex(const Origin& origin) const;
   void park_idle(Pooled& pooled);
@@ -164,6 +170,7 @@ class Pool final : public http::ConnectionOwner {
   std::size_t max_per_origin_;
   std::size_t max_total_;
   std::size_t max_idle_per_origin_;
+  std::unordered_set<std::string> pipeline_origins_;  // Url::origin() form; empty: no pipelining
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -62,6 +62,21 @@ TEST(Client, FetchesOverTlsAndReusesTheConnection) {
   EXPECT_EQ(client.stats().connection_reuses, 19u);
 }
 
+TEST(Client, TimingsSayWhichCodeCarriedTheTlsRecords) {
+  auto server = testing::start_server(echo_handler);
+  Client own(trusting_options());
+  ClientOptions kept_options = trusting_options();
+  kept_options.tls.record_takeover = false;
+  Client kept(kept_options);
+  for (int i = 0; i < 3; ++i) {  // the first response too: it completes after the take-over
+    auto a = own.get(testing::base_url(*server) + "/own");
+    auto b = kept.get(testing::base_url(*server) + "/kept");
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->timings.tls_record_path, "holdfast") << i;
+    EXPECT_EQ(b->timings.tls_record_path, "openssl") << i;
+  }
+}
+
 TEST(Client, RefusesASelfSignedServerWithACauseNamingError) {
   auto server = testing::start_server(echo_handler);
   Client client;  // system CA store: the test certificate is not trusted

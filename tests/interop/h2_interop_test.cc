@@ -90,6 +90,11 @@ TEST_F(ServeH2, HoldfastGetVerboseShowsHttp2) {
   EXPECT_NE(r.err.find("* protocol: HTTP/2"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("< HTTP/2 200"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("ALPN h2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("records: holdfast"), std::string::npos) << r.err;  // take-over is default
+  const RunResult kept = run({cli_path(), "get", "-v", "--no-tls-record-takeover", "--max-time",
+                              "20", "--cacert", cert(), serve_.url + "/"});
+  ASSERT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_NE(kept.err.find("records: OpenSSL"), std::string::npos) << kept.err;
   const RunResult h1 = run({cli_path(), "get", "-v", "--http1.1", "--max-time", "20", "--cacert",
                             cert(), serve_.url + "/"});
   ASSERT_EQ(h1.exit_code, 0) << h1.err;

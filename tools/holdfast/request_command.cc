@@ -26,6 +26,7 @@ namespace {
 struct ProtocolChoice {
   bool http1_only = false;
   bool h2c_prior_knowledge = false;
+  bool no_record_takeover = false;
 };
 
 ProtocolChoice& protocol_choice() {
@@ -38,6 +39,8 @@ void add_common_flags(CLI::App& cmd, RequestFlags& f) {
                "speak HTTP/1.1 only (no h2 in the TLS ALPN offer)");
   cmd.add_flag("--http2-prior-knowledge", protocol_choice().h2c_prior_knowledge,
                "http:// URLs: speak HTTP/2 without upgrade (h2c)");
+  cmd.add_flag("--no-tls-record-takeover", protocol_choice().no_record_takeover,
+               "keep OpenSSL's record layer after a TLS 1.3 handshake (for comparison)");
   cmd.add_option("url", f.url, "absolute http:// or https:// URL")->required();
   cmd.add_option("-H,--header", f.headers, "extra header \"Name: value\" (repeatable)");
   cmd.add_option("-o,--output", f.output, "write the body to FILE instead of stdout");
@@ -122,6 +125,7 @@ ClientOptions client_options(const RequestFlags& f, bool buffered) {
   options.threads = 1;
   options.force_http1 = protocol_choice().http1_only;
   options.h2c_prior_knowledge = protocol_choice().h2c_prior_knowledge;
+  options.tls.record_takeover = !protocol_choice().no_record_takeover;
   return options;
 }
 

@@ -38,6 +38,10 @@ std::string tls_detail(const Timings& t) {
   std::string detail = t.tls_version + ", " + t.tls_cipher;
   detail += ", ALPN " + (t.alpn.empty() ? std::string("none") : t.alpn);
   detail += t.tls_resumed ? ", session resumed" : ", full handshake";
+  if (!t.tls_record_path.empty()) {
+    detail += t.tls_record_path == "holdfast" ? ", records: holdfast (own TLS 1.3 record layer)"
+                                              : ", records: OpenSSL";
+  }
   return detail;
 }
 
