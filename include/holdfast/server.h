@@ -10,13 +10,17 @@
 #include <string>
 
 #include "holdfast/http.h"
+#include "holdfast/http2_error.h"
 #include "holdfast/result.h"
 #include "holdfast/socket_options.h"
 #include "holdfast/tls_options.h"
 
 namespace holdfast {
 
-/// Server timeouts against slow or vanished clients. Zero means "no limit".
+/// Server timeouts against slow or vanished clients. Zero means "no limit". HTTP/2 applies
+/// header_read to each request's header block (expiry closes the connection: a header block
+/// cannot be skipped) and body_read to each stream's body (expiry ends that stream alone, with
+/// 408 when no response was started; docs/server.md).
 struct ServerTimeouts {
   std::chrono::milliseconds tls_handshake{10'000};  ///< accept -> handshake done
   std::chrono::milliseconds header_read{
@@ -104,6 +108,27 @@ class ResponseWriter {
   /// For a request whose body was buffered, `on_chunk` gets Request::body (if not empty) and
   /// `on_end` succeeds, at once. Call at most once per request; callbacks run on the loop thread.
   void read_body(BodySink on_chunk, std::function<void(Result<void>)> on_end) const;
+  /// Ends this exchange abnormally, e.g. from a handler that failed midway through a response.
+  /// HTTP/2: the stream is reset (RST_STREAM with `code`, RFC 9113 §5.4.2; codes above 0xd are
+  /// sent as INTERNAL_ERROR, Http2Errc::stream_reset as NO_ERROR) and the other streams go on; the
+  /// client sees that code (Http2Errc::internal_error, Http2Errc::cancel, ...). HTTP/1.1 has no
+  /// per-request reset: the responses of earlier pipelined requests still go out, then the
+  /// connection closes without the rest of this response, and later pipelined requests on it are
+  /// dropped unanswered (the client sees the connection close, or a body shorter than its framing).
+  /// An HTTP/1.0 response delimited by the close itself is cut with an immediate close instead
+  /// (TLS: no close_notify, so the client can tell the truncation; plain TCP cannot). Does nothing
+  /// once the response is complete. A streamed request body's reader gets Errc::cancelled.
+  void reset(Http2Errc code = Http2Errc::internal_error) const;
+  /// TLS 1.3 KeyUpdate (RFC 8446 §4.6.3) on this exchange's connection, on either TLS record path
+  /// (ServerTlsOptions::record_takeover): the server's sending keys change after what is already
+  /// queued, and with `update_requested` the client is asked to change its own as well. It applies
+  /// to the whole connection (every HTTP/2 stream on it); the exchange goes on unchanged. `on_done`
+  /// (optional) runs on the loop thread: success once the KeyUpdate is queued;
+  /// std::errc::operation_not_supported when the connection is plain TCP or TLS 1.2 (which has no
+  /// KeyUpdate), nothing being sent then; Errc::connection_closed when the connection is closing.
+  /// Not run if the connection closed first.
+  void request_tls_key_update(bool update_requested = false,
+                              std::function<void(Result<void>)> on_done = nullptr) const;
   /// False once the connection is gone.
   [[nodiscard]] bool is_open() const;
 

@@ -31,6 +31,7 @@ H2ServerConnection::H2ServerConnection(ServerLoopContext& context)
                     }
                   }),
       write_timer_(context.loop().timers(), [this] { on_write_timeout(); }),
+      read_timer_(context.loop().timers(), [this] { on_read_timeout(); }),
       after_(context.loop().timers()) {}
 
 H2ServerConnection::~H2ServerConnection() {
@@ -38,6 +39,7 @@ H2ServerConnection::~H2ServerConnection() {
   in_destructor_ = true;
   idle_timer_.cancel();
   write_timer_.cancel();
+  read_timer_.cancel();
   release_exchanges();
 }
 
@@ -185,6 +187,90 @@ void H2ServerConnection::run_writable() {
   }
 }
 
+// ---- Read timeouts ----
+
+void H2ServerConnection::watch_body(State& state) {
+  const auto limit = context_.config().timeouts.body_read;
+  if (limit.count() <= 0 || state.body_complete) {
+    return;
+  }
+  state.read_deadline = context_.loop().now() + limit;
+  arm_read_timer(state.read_deadline);
+}
+
+void H2ServerConnection::arm_read_timer(event::TimePoint deadline) {
+  if (!read_timer_.is_armed() || deadline < read_timer_.deadline()) {
+    read_timer_.arm_at(deadline);
+  }
+}
+
+// One timer for the connection: it fires at the earliest deadline it was armed for; deadlines
+// pushed back since then are found not due and the timer re-armed for the next one.
+void H2ServerConnection::on_read_timeout() {
+  if (closed_ || closing_) {
+    return;
+  }
+  const event::TimePoint now = context_.loop().now();
+  if (header_deadline_ != event::TimePoint{} && header_deadline_ <= now) {
+    on_header_timeout();
+    return;
+  }
+  std::vector<std::shared_ptr<State>> expired;
+  event::TimePoint next = header_deadline_;
+  for (auto& [id, state] : streams_) {
+    // A streamed body held back for its reader has a closed window: that silence is ours.
+    if (state->body_complete || state->read_deadline == event::TimePoint{} ||
+        (state->body_streamed && !state->body_buffer.empty())) {
+      continue;
+    }
+    if (state->read_deadline <= now) {
+      expired.push_back(state);
+    } else if (next == event::TimePoint{} || state->read_deadline < next) {
+      next = state->read_deadline;
+    }
+  }
+  for (auto& state : expired) {
+    if (!closed_ && state->owner == this) {
+      on_body_timeout(*state);
+    }
+  }
+  if (!closed_ && next != event::TimePoint{}) {
+    arm_read_timer(next);
+  }
+}
+
+// A request body silent for body_read: that stream alone ends. Its reader hears
+// Errc::body_read_timeout and the client gets 408 when no response was started (like HTTP/1.1,
+// without closing the connection); then RST_STREAM stops the body: NO_ERROR after a complete
+// response (RFC 9113 §8.1), CANCEL when one is still under way.
+void H2ServerConnection::on_body_timeout(State& state) {
+  const std::int32_t id = id_of(state);
+  state.read_deadline = {};
+  fail_body(state, make_error_code(Errc::body_read_timeout), 408);
+  if (closed_ || state.owner != this || state.phase == State::Phase::handling) {
+    return;  // no reader yet: read_body() reports the timeout, and 408 answers
+  }
+  session_->reset(id,
+                  state.phase == State::Phase::done ? Http2Errc::stream_reset : Http2Errc::cancel);
+  flush();
+}
+
+// RFC 9113 §6.10: no other frame may come between the frames of a header block, and HPACK state
+// is the connection's: a block that never ends stalls the whole connection, so it closes (GOAWAY,
+// then FIN), like HTTP/1.1's 408 and close.
+void H2ServerConnection::on_header_timeout() {
+  header_deadline_ = {};
+  context_.config().counters.protocol_errors.fetch_add(1, std::memory_order_relaxed);
+  session_->goaway();
+  flush();
+  if (closed_ || closing_) {
+    return;
+  }
+  closing_ = true;
+  transport_->shutdown_write();
+  idle_timer_.arm(kLingerTimeout);
+}
+
 // ---- Streams ----
 
 H2ServerConnection::State* H2ServerConnection::find(std::int32_t stream_id) {
@@ -197,7 +283,18 @@ std::int32_t H2ServerConnection::id_of(const State& state) const {
   return it == ids_.end() ? 0 : it->second;
 }
 
+void H2ServerConnection::on_begin_head(std::int32_t stream_id) {
+  // Slowloris: the whole header block must arrive within header_read of its first frame.
+  const auto limit = context_.config().timeouts.header_read;
+  if (limit.count() > 0) {
+    header_stream_ = stream_id;
+    header_deadline_ = context_.loop().now() + limit;
+    arm_read_timer(header_deadline_);
+  }
+}
+
 void H2ServerConnection::on_head(std::int32_t stream_id, http2::Head head, bool end_stream) {
+  header_deadline_ = {};
   auto state = std::make_shared<State>();
   state->loop = context_.handle();
   state->owner = this;
@@ -230,6 +327,7 @@ void H2ServerConnection::on_head(std::int32_t stream_id, http2::Head head, bool 
     }
   }
   state->body_complete = end_stream;
+  watch_body(*state);
   if (end_stream || (config.stream_body && config.stream_body(r))) {
     state->body_streamed = !end_stream;
     dispatch(*state);
@@ -256,6 +354,7 @@ void H2ServerConnection::on_body(std::int32_t stream_id, std::span<const std::ui
     return;
   }
   s->body_bytes += data.size();
+  watch_body(*s);
   if (s->body_bytes > context_.config().limits.max_body) {
     session_->consume(stream_id, data.size());
     fail_body(*s, make_error_code(Errc::body_too_large), 413);
@@ -288,6 +387,9 @@ void H2ServerConnection::on_end_stream(std::int32_t stream_id) {
 }
 
 void H2ServerConnection::on_stream_closed(std::int32_t stream_id, std::error_code ec) {
+  if (stream_id == header_stream_) {
+    header_deadline_ = {};  // refused or reset before its head was complete
+  }
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) {
     return;
@@ -335,7 +437,8 @@ void H2ServerConnection::deliver_body(State& state) {
       return;
     }
     session_->consume(id_of(state), chunk.size());
-    flush();  // the WINDOW_UPDATE
+    watch_body(state);  // the client may send again: its silence counts from now
+    flush();            // the WINDOW_UPDATE
     if (state.body_ended) {
       return;
     }
@@ -506,6 +609,26 @@ void H2ServerConnection::when_writable(const std::shared_ptr<State>& state, Writ
   }
 }
 
+void H2ServerConnection::reset(State& state, Http2Errc code) {
+  if (closed_ || state.phase == State::Phase::reading || state.phase == State::Phase::done) {
+    return;
+  }
+  // RFC 9113 §5.4.2: a stream error ends this stream only; the session discards what the client
+  // still sends on it and gives its flow-control credit back.
+  state.phase = State::Phase::done;
+  session_->reset(id_of(state), code);
+  end_request_body(state);
+  flush();
+}
+
+Result<void> H2ServerConnection::request_key_update(bool update_requested) {
+  if (closed_ || closing_) {
+    return fail(Errc::connection_closed);
+  }
+  // Frames already handed to the transport go out under the old keys, the rest under the new.
+  return key_update_on(transport_.get(), update_requested);
+}
+
 // ---- Lifecycle ----
 
 void H2ServerConnection::drain() {
@@ -523,6 +646,7 @@ void H2ServerConnection::close() {
   closed_ = true;
   idle_timer_.cancel();
   write_timer_.cancel();
+  read_timer_.cancel();
   after_.cancel_all();
   if (transport_) {
     transport_->close();

@@ -48,6 +48,8 @@ class H2ServerConnection final : public transport::TransportHandler,
              Writable fn) override;
   void when_writable(const std::shared_ptr<State>& state, Writable fn) override;
   void read_body(const std::shared_ptr<State>& state, BodySink on_chunk, BodyEnd on_end) override;
+  void reset(State& state, Http2Errc code) override;
+  Result<void> request_key_update(bool update_requested) override;
 
   /// Graceful shutdown: GOAWAY now (RFC 9113 §6.8); streams already open complete, then close.
   void drain();
@@ -67,6 +69,7 @@ class H2ServerConnection final : public transport::TransportHandler,
   void on_error(std::error_code ec) override;
 
   // http2::SessionHandler
+  void on_begin_head(std::int32_t stream_id) override;
   void on_head(std::int32_t stream_id, http2::Head head, bool end_stream) override;
   void on_body(std::int32_t stream_id, std::span<const std::uint8_t> data) override;
   void on_end_stream(std::int32_t stream_id) override;
@@ -85,6 +88,11 @@ class H2ServerConnection final : public transport::TransportHandler,
   void flush();
   void watch_output();
   void on_write_timeout();
+  void watch_body(State& state);
+  void arm_read_timer(event::TimePoint deadline);
+  void on_read_timeout();
+  void on_body_timeout(State& state);
+  void on_header_timeout();
   void finish_if_done();
   void update_idle();
   void release_exchanges();
@@ -99,9 +107,12 @@ class H2ServerConnection final : public transport::TransportHandler,
   std::unique_ptr<http2::Session> session_;
   std::unordered_map<std::int32_t, std::shared_ptr<State>> streams_;
   std::unordered_map<const State*, std::int32_t> ids_;
-  event::Timer idle_timer_;     // keep-alive idle (no stream open), then the linger after GOAWAY
-  event::Timer write_timer_;    // write stall (timeouts.write)
-  AfterTasks after_;            // after() timers
+  event::Timer idle_timer_;   // keep-alive idle (no stream open), then the linger after GOAWAY
+  event::Timer write_timer_;  // write stall (timeouts.write)
+  event::Timer read_timer_;   // the earliest of header_deadline_ and the streams' read_deadline
+  event::TimePoint header_deadline_{};  // a request header block in progress must end by then
+  std::int32_t header_stream_ = 0;      // the stream of that header block
+  AfterTasks after_;                    // after() timers
   std::size_t write_mark_ = 0;  // queued output when write_timer_ was armed, plus what came since
   std::string output_;          // scratch for Session::send
   bool closed_ = false;

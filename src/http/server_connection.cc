@@ -213,6 +213,7 @@ void ServerConnection::on_message_complete() { message_complete_ = true; }
 std::size_t ServerConnection::parse(std::span<const std::uint8_t> data) {
   std::size_t off = 0;
   processing_ = true;
+  cork();
   while (off < data.size() && !closed_) {
     if (read_phase_ == ReadPhase::stopped || read_phase_ == ReadPhase::lingering) {
       off = data.size();  // nothing more is read on this connection
@@ -277,6 +278,7 @@ std::size_t ServerConnection::parse(std::span<const std::uint8_t> data) {
     dispatch();
   }
   processing_ = false;
+  uncork();
   return off;
 }
 
@@ -522,7 +524,9 @@ void ServerConnection::run_writable() {
   auto fn = std::move(head_->on_writable);
   head_->on_writable = nullptr;
   const std::shared_ptr<State> keep = head_;
+  cork();
   fn(ResponseWriter(keep));
+  uncork();
 }
 
 void ServerConnection::reject(State& state, int status) {
@@ -601,7 +605,7 @@ void ServerConnection::on_write_timeout() {
 }
 
 void ServerConnection::update_idle() {
-  if (closed_ || head_ || reading_ != nullptr || !input_.empty() ||
+  if (closed_ || head_ || reading_ != nullptr || !input_.empty() || !corked_.empty() ||
       read_phase_ != ReadPhase::idle || transport_->pending_output() > 0) {
     return;
   }
@@ -645,6 +649,7 @@ void ServerConnection::close() {
   release_exchanges();
   after_.cancel_all();
   std::string().swap(input_);
+  std::string().swap(corked_);
   if (transport_) {
     transport_->close();
   }
@@ -677,6 +682,29 @@ void ServerConnection::after(const std::shared_ptr<State>& state, std::chrono::m
     return;
   }
   after_.add(state, delay, std::move(fn));
+}
+
+// HTTP/1.1 has no per-exchange reset: the earlier responses go out, then the connection closes
+// (advance_queue) without the rest of this one and without answering the requests behind it.
+void ServerConnection::reset(State& state, Http2Errc /*code*/) {
+  if (closed_ || state.phase == State::Phase::reading || state.phase == State::Phase::done) {
+    return;
+  }
+  if (state.until_close && is_head(state)) {
+    close();  // a FIN would end a close-delimited body as if it were whole (RFC 9112 §6.3)
+    return;
+  }
+  if (reading_ == &state) {
+    reading_ = nullptr;  // the rest of its body is not read
+  }
+  stop_reading();
+  state.pending = std::string();
+  state.close_after = true;
+  complete(state);
+}
+
+Result<void> ServerConnection::request_key_update(bool update_requested) {
+  return key_update_on(closed_ ? nullptr : transport_.get(), update_requested);
 }
 
 }  // namespace holdfast::http

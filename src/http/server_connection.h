@@ -50,6 +50,8 @@ class ServerConnection final : public transport::TransportHandler,
              Writable fn) override;
   void when_writable(const std::shared_ptr<State>& state, Writable fn) override;
   void read_body(const std::shared_ptr<State>& state, BodySink on_chunk, BodyEnd on_end) override;
+  void reset(State& state, Http2Errc code) override;
+  Result<void> request_key_update(bool update_requested) override;
 
   /// Graceful shutdown: closes now when idle, else after the requests already begun.
   void drain();
@@ -111,6 +113,12 @@ class ServerConnection final : public transport::TransportHandler,
                   std::optional<std::uint64_t> content_length, bool chunked);
   void send_continue(State& state);
   void watch_output();
+  // Output of one batch (the requests of one read, one writable turn, one send()) is corked and
+  // leaves in one transport write: one TLS record and one write() instead of one per piece.
+  void put(std::string bytes);
+  void cork() { ++cork_depth_; }
+  void uncork();
+  void flush_corked();
   bool is_head(const State& state) const { return head_.get() == &state; }
 
   void release_exchanges();
@@ -131,7 +139,9 @@ class ServerConnection final : public transport::TransportHandler,
   event::Timer write_timer_;               // write stall
   AfterTasks after_;                       // after() timers
   std::size_t write_mark_ = 0;             // pending output when write_timer_ was armed
-  std::uint32_t queued_ = 0;               // exchanges in the queue
+  std::string corked_;                     // output held while cork_depth_ > 0
+  int cork_depth_ = 0;
+  std::uint32_t queued_ = 0;  // exchanges in the queue
   ReadPhase read_phase_ = ReadPhase::idle;
   bool closed_ = false;
   bool paused_ = false;            // transport reading paused (pipelining bound or stop)

@@ -14,6 +14,10 @@
 
 #include "holdfast/server.h"
 
+namespace holdfast::transport {
+class Transport;
+}
+
 namespace holdfast::http {
 class LoopHandle;
 
@@ -42,10 +46,18 @@ class ExchangeOwner {
   /// ResponseWriter::read_body.
   virtual void read_body(const std::shared_ptr<State>& state, BodySink on_chunk,
                          BodyEnd on_end) = 0;
+  /// ResponseWriter::reset.
+  virtual void reset(State& state, Http2Errc code) = 0;
+  /// ResponseWriter::request_tls_key_update (for the whole connection; see key_update_on).
+  virtual Result<void> request_key_update(bool update_requested) = 0;
 
  protected:
   ~ExchangeOwner() = default;
 };
+
+/// A TLS 1.3 KeyUpdate on a server connection's transport (null: gone), with the errors
+/// ResponseWriter::request_tls_key_update documents.
+Result<void> key_update_on(transport::Transport* transport, bool update_requested);
 
 }  // namespace holdfast::http
 
@@ -80,6 +92,9 @@ struct ResponseWriter::State : std::enable_shared_from_this<ResponseWriter::Stat
   /// exchange reaches the head of the queue (responses go out in request order, RFC 9112 §9.3.2).
   std::string pending;
   std::size_t body_bytes = 0;  ///< request body received so far
+  /// HTTP/2: when the request body's silence times out (ServerTimeouts::body_read); the epoch
+  /// while it is not timed.
+  std::chrono::steady_clock::time_point read_deadline{};
 
   bool head_request = false;  ///< HEAD: the response gets no body (RFC 9110 §9.3.2)
   bool keep_alive = true;     ///< the request allows the connection to stay open

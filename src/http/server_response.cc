@@ -54,6 +54,35 @@ void ServerConnection::emit(State& state, std::string bytes) {
     state.pending += bytes;  // an earlier response is still going out
     return;
   }
+  put(std::move(bytes));
+}
+
+void ServerConnection::put(std::string bytes) {
+  if (cork_depth_ > 0) {
+    if (corked_.empty()) {
+      corked_ = std::move(bytes);
+    } else {
+      corked_ += bytes;
+    }
+    return;
+  }
+  transport_->write(std::move(bytes));
+  watch_output();
+}
+
+void ServerConnection::uncork() {
+  if (--cork_depth_ == 0 && !corked_.empty()) {
+    flush_corked();
+    update_idle();  // it waited for the corked bytes
+  }
+}
+
+void ServerConnection::flush_corked() {
+  if (corked_.empty() || closed_) {
+    return;
+  }
+  std::string bytes = std::move(corked_);
+  corked_.clear();
   transport_->write(std::move(bytes));
   watch_output();
 }
@@ -151,11 +180,13 @@ void ServerConnection::send(State& state, Response response) {
     state.close_after = true;  // answered before its body is in: say so in this head
   }
   state.phase = State::Phase::streaming;
+  cork();  // head and body in one record and one write(), also when answered from outside a read
   write_head(state, status, response.reason, response.headers, length, false);
   if (!no_body && !state.head_request) {
     emit(state, std::move(response.body));
   }
   complete(state);
+  uncork();
 }
 
 void ServerConnection::start_stream(State& state, int status, Headers headers) {
@@ -249,8 +280,7 @@ void ServerConnection::advance_queue() {
     if (head_ && !head_->pending.empty()) {
       std::string bytes = std::move(head_->pending);
       head_->pending = std::string();
-      transport_->write(std::move(bytes));
-      watch_output();
+      put(std::move(bytes));
     }
     if (head_ && head_->on_writable && transport_->pending_output() == 0) {
       // Its when_writable() waited for its turn; the output is drained already.
@@ -278,6 +308,7 @@ void ServerConnection::begin_close() {
   parser_.reset();
   // FIN after the last response byte; then read and discard until the client closes too, so a
   // request it is still sending cannot make the kernel answer with a RST (RFC 9112 §9.6).
+  flush_corked();
   transport_->shutdown_write();
   if (paused_) {
     paused_ = false;

@@ -1,8 +1,11 @@
 // ResponseWriter: a handler's handle on one exchange; calls from other threads go through post().
+#include <system_error>
 #include <utility>
 
+#include "holdfast/error.h"
 #include "http/server_context.h"
 #include "http/server_exchange.h"
+#include "transport/transport.h"
 
 namespace holdfast {
 namespace {
@@ -80,8 +83,40 @@ void ResponseWriter::read_body(BodySink on_chunk, std::function<void(Result<void
   });
 }
 
+void ResponseWriter::reset(Http2Errc code) const {
+  run_on_loop(state_,
+              [code](ExchangeOwner& c, const std::shared_ptr<State>& s) { c.reset(*s, code); });
+}
+
+void ResponseWriter::request_tls_key_update(bool update_requested,
+                                            std::function<void(Result<void>)> on_done) const {
+  run_on_loop(state_, [update_requested, on_done = std::move(on_done)](
+                          ExchangeOwner& c, const std::shared_ptr<State>&) {
+    auto r = c.request_key_update(update_requested);
+    if (on_done) {
+      on_done(r);
+    }
+  });
+}
+
 bool ResponseWriter::is_open() const {
   return state_ && state_->open.load(std::memory_order_relaxed);
 }
 
 }  // namespace holdfast
+
+namespace holdfast::http {
+
+Result<void> key_update_on(transport::Transport* transport, bool update_requested) {
+  if (transport == nullptr || !transport->is_connected()) {
+    return fail(Errc::connection_closed);
+  }
+  // RFC 8446 §4.6.3: KeyUpdate exists in TLS 1.3 only (TLS 1.2 renegotiation is refused).
+  if (transport->tls_record_path().empty() || transport->info().tls_version != "TLSv1.3") {
+    return fail(std::make_error_code(std::errc::operation_not_supported));
+  }
+  transport->request_key_update(update_requested);
+  return {};
+}
+
+}  // namespace holdfast::http

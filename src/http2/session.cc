@@ -203,6 +203,7 @@ int Session::Impl::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame
   }
   if (self->is_server && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     self->streams.try_emplace(frame->hd.stream_id);
+    self->handler->on_begin_head(frame->hd.stream_id);
   }
   return 0;
 }
@@ -509,9 +510,12 @@ void Session::consume(std::int32_t stream_id, std::size_t bytes) {
 }
 
 void Session::reset(std::int32_t stream_id, Http2Errc code) {
-  const auto wire = static_cast<std::uint32_t>(code) <= NGHTTP2_HTTP_1_1_REQUIRED
-                        ? static_cast<std::uint32_t>(code)
-                        : static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR);
+  auto wire = static_cast<std::uint32_t>(code) <= NGHTTP2_HTTP_1_1_REQUIRED
+                  ? static_cast<std::uint32_t>(code)
+                  : static_cast<std::uint32_t>(NGHTTP2_INTERNAL_ERROR);
+  if (code == Http2Errc::stream_reset) {
+    wire = NGHTTP2_NO_ERROR;
+  }
   (void)nghttp2_submit_rst_stream(impl_->session, NGHTTP2_FLAG_NONE, stream_id, wire);
 }
 

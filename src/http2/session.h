@@ -34,6 +34,9 @@ struct Head {
 /// goaway methods from inside these, but must not destroy the session or call receive()/send().
 class SessionHandler {
  public:
+  /// Server: the first frame of a request's header block arrived on `stream_id` (on_head follows
+  /// once the block is complete; until then no other frame may arrive, RFC 9113 §6.10).
+  virtual void on_begin_head(std::int32_t /*stream_id*/) {}
   /// A header block opened a stream (server: a request; client: a final response; 1xx responses
   /// are skipped). `end_stream`: no body follows (on_end_stream still comes, right after).
   virtual void on_head(std::int32_t stream_id, Head head, bool end_stream) = 0;
@@ -113,7 +116,9 @@ class Session {
   /// SessionOptions::auto_window_update off; bytes of closed streams are given back by the
   /// session).
   void consume(std::int32_t stream_id, std::size_t bytes);
-  /// Resets one stream (RST_STREAM with `code`); the others are untouched.
+  /// Resets one stream (RST_STREAM with `code`); the others are untouched. Codes above
+  /// http_1_1_required are sent as INTERNAL_ERROR, except Http2Errc::stream_reset: NO_ERROR
+  /// (RFC 9113 §8.1: after a complete response, the client may stop sending its body).
   void reset(std::int32_t stream_id, Http2Errc code);
   /// Server graceful shutdown (RFC 9113 §6.8): GOAWAY with the last stream id processed; streams
   /// already open complete, new ones are refused. `code` empty: NO_ERROR.
