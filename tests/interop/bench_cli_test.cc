@@ -98,6 +98,34 @@ TEST(BenchCli, ServerOnlyAndClientOnlyReportEachSide) {
   EXPECT_GT(json_number(*final_line, "requests"), 0) << *final_line;
 }
 
+// --h2: the keep-alive phase multiplexes --streams requests on each of --busy HTTP/2 connections.
+TEST(BenchCli, H2PhaseMultiplexesStreamsOnTheBusyConnections) {
+  ASSERT_FALSE(cli_path().empty()) << "the holdfast CLI was not built";
+  const RunResult r = bench({"--connections", "20", "--duration", "1", "--h2", "--busy", "2",
+                             "--streams", "5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("\"protocol\":\"h2\""), std::string::npos) << r.out;
+  EXPECT_EQ(json_number(r.out, "streams"), 5) << r.out;
+  EXPECT_EQ(json_number(r.out, "busy_connections_opened"), 2) << r.out;
+  EXPECT_GT(json_number(r.out, "requests"), 0) << r.out;
+  EXPECT_EQ(json_number(r.out, "requests_sent"), json_number(r.out, "requests")) << r.out;
+  EXPECT_EQ(json_number(r.out, "errors"), 0) << r.out;
+}
+
+// A target that does not speak h2 is an error, not a silent HTTP/1.1 run.
+TEST(BenchCli, H2AgainstAnHttp1OnlyTargetFails) {
+  ASSERT_FALSE(cli_path().empty()) << "the holdfast CLI was not built";
+  TempDir dir;
+  std::optional<BenchServer> server = BenchServer::start(dir, 2);
+  ASSERT_TRUE(server.has_value()) << read_file(dir.file("server.err"));
+  const RunResult client =
+      bench({"--client-only", "--target", server->url, "--cacert", server->cert, "--connections",
+             "2", "--duration", "1", "--h2", "--json"});
+  EXPECT_EQ(client.exit_code, 1) << client.err << client.out;
+  EXPECT_NE(client.err.find("only h2 was offered"), std::string::npos) << client.err;
+  (void)server->process.signal_and_wait(SIGTERM, milliseconds(5'000));
+}
+
 TEST(BenchCli, RefusesMoreConnectionsThanItsProcessesCanHold) {
   ASSERT_FALSE(cli_path().empty()) << "the holdfast CLI was not built";
   const RunResult multi = bench({"--processes", "1", "--connections", "100000"});

@@ -78,8 +78,11 @@ int check_split_flags(const BenchFlags& f) {
 }
 
 int check_flags(BenchFlags& f) {
-  if (f.connections == 0 || f.busy == 0 || f.duration <= 0) {
-    return usage("--connections, --busy and --duration must be positive");
+  if (f.busy == 0) {
+    f.busy = f.h2 ? 1 : 64;
+  }
+  if (f.connections == 0 || f.duration <= 0 || f.streams == 0) {
+    return usage("--connections, --duration and --streams must be positive");
   }
   if (!f.target.empty() && !f.server_only) {
     f.client_only = true;
@@ -222,6 +225,7 @@ int run_server_only(const BenchFlags& f) {
   plan.body_size = f.body_size;
   plan.expected = f.connections;
   plan.release_at = f.connections;
+  plan.h2 = f.h2;
   StandaloneServerControl control(f, signals);
   return bench::run_server_side(plan, control);
 }
@@ -238,6 +242,12 @@ int report(const BenchFlags& f, const bench::Summary& s, int code) {
   }
   if (code == 0 && s.errors() > 0) {
     print_error("the run had errors; first: " + s.first_error);
+    return 1;
+  }
+  if (code == 0 && s.requests_sent != s.requests) {
+    print_error(std::to_string(static_cast<long long>(s.requests_sent)) +
+                " keep-alive requests were sent but " +
+                std::to_string(static_cast<long long>(s.requests)) + " responses came back");
     return 1;
   }
   return code;
@@ -262,6 +272,8 @@ int run_client_only(const BenchFlags& f) {
   plan.duration = f.duration;
   plan.max_requests = f.requests;
   plan.resumption = f.resumption;
+  plan.h2 = f.h2;
+  plan.streams = f.streams;
   plan.open_budget =
       std::chrono::milliseconds(20'000 + 4 * static_cast<std::int64_t>(f.connections));
   StandaloneClientControl control;
@@ -271,6 +283,8 @@ int run_client_only(const BenchFlags& f) {
   s.target = plan.base_url;
   s.threads = f.threads;
   s.busy = f.busy;
+  s.streams = f.h2 ? f.streams : 1;
+  s.protocol = f.h2 ? "h2" : "http/1.1";
   s.body_size = f.body_size;
   s.wanted = f.connections;
   control.finish(s);
@@ -287,6 +301,8 @@ int run_multi(const BenchFlags& f) {
   plan.duration = f.duration;
   plan.max_requests = f.requests;
   plan.resumption = f.resumption;
+  plan.h2 = f.h2;
+  plan.streams = f.streams;
   bench::Summary s;
   const int code = bench::run_multi_process(plan, s);
   return report(f, s, code);
@@ -300,7 +316,9 @@ void add_bench_command(CLI::App& app) {
       "bench", "measure idle TLS connection memory, handshakes/s and keep-alive requests/s");
   bench->add_option("--connections", f.connections, "idle TLS connections to open and hold")
       ->capture_default_str();
-  bench->add_option("--busy", f.busy, "connections sending requests in the keep-alive phase")
+  bench
+      ->add_option("--busy", f.busy,
+                   "connections sending requests in the keep-alive phase (0: 64, or 1 with --h2)")
       ->capture_default_str();
   bench->add_option("--duration", f.duration, "seconds of the keep-alive phase (at most)")
       ->check(CLI::Range(0.1, 3600.0))
@@ -319,6 +337,13 @@ void add_bench_command(CLI::App& app) {
       ->add_option("--processes", f.processes,
                    "server processes (one port, SO_REUSEPORT) and client processes (one source "
                    "address 127.0.0.x each); 0: as many as the open-file limit requires")
+      ->capture_default_str();
+  CLI::Option* h2 = bench->add_flag(
+      "--h2", f.h2,
+      "keep-alive phase over HTTP/2 (ALPN h2 only; the idle phase stays HTTP/1.1): --streams "
+      "requests in flight on each of the --busy connections");
+  bench->add_option("--streams", f.streams, "--h2: requests in flight per busy connection")
+      ->needs(h2)
       ->capture_default_str();
   bench->add_flag("--resumption", f.resumption, "resume TLS sessions instead of full handshakes");
   bench->add_flag("--json", f.json, "print JSON instead of the table");

@@ -15,11 +15,11 @@ namespace holdfast::cli {
 /// Everything `bench` was given on the command line.
 struct BenchFlags {
   std::size_t connections = 10'000;  ///< --connections: idle TLS connections to open and hold
-  std::size_t busy = 64;             ///< --busy: connections sending back-to-back requests
-  double duration = 10.0;            ///< --duration: seconds of the keep-alive phase
-  std::uint64_t requests = 0;        ///< --requests: stop the keep-alive phase after this many
-  std::size_t body_size = 13;        ///< --body-size: response body bytes
-  std::size_t threads = 1;           ///< --threads: loop threads of each process
+  std::size_t busy = 0;         ///< --busy: connections sending requests (0: 64, or 1 with --h2)
+  double duration = 10.0;       ///< --duration: seconds of the keep-alive phase
+  std::uint64_t requests = 0;   ///< --requests: stop the keep-alive phase after this many
+  std::size_t body_size = 13;   ///< --body-size: response body bytes
+  std::size_t threads = 1;      ///< --threads: loop threads of each process
   std::size_t processes = 0;    ///< --processes: server and client processes each (0: automatic)
   bool resumption = false;      ///< --resumption: resume TLS sessions (default: full handshakes)
   bool json = false;            ///< --json: one JSON object on stdout instead of the table
@@ -30,6 +30,8 @@ struct BenchFlags {
   std::string write_cert;       ///< --write-cert FILE: --server-only's certificate PEM
   std::size_t open_window = 0;  ///< --open-window: --client-only handshakes in flight (0: all)
   double hold = 0;  ///< --hold SECONDS: --client-only holds the idle connections so long
+  bool h2 = false;  ///< --h2: the keep-alive phase speaks HTTP/2 (the idle phase stays HTTP/1.1)
+  std::size_t streams = 10;  ///< --streams: --h2 requests in flight per busy connection
 };
 
 /// Adds the `bench` subcommand to `app`. The flags live in static storage; when the subcommand is

@@ -283,6 +283,7 @@ bool start_servers(Children& children, const MultiPlan& plan, const GeneratedCer
     s.key_pem = cert.key_pem;
     s.body_size = plan.body_size;
     s.expected = plan.connections;
+    s.h2 = plan.h2;
     if (!children.spawn(false, [s](Control& c) { return run_server_side(s, c); })) {
       print_error("could not fork a server process");
       return false;
@@ -310,6 +311,8 @@ bool start_clients(Children& children, const MultiPlan& plan, const std::string&
     c.max_requests = plan.max_requests == 0 ? 0 : share(plan.max_requests, plan.processes, i);
     c.open_window = kOpenWindow;
     c.resumption = plan.resumption;
+    c.h2 = plan.h2;
+    c.streams = plan.streams;
     c.open_budget = open_budget;
     if (!children.spawn(true, [c](Control& control) { return run_client_side(c, control); })) {
       print_error("could not fork a client process");
@@ -372,6 +375,8 @@ int run_multi_process(const MultiPlan& plan, Summary& summary) {
   summary.processes = plan.processes;
   summary.threads = plan.threads;
   summary.busy = plan.busy;
+  summary.streams = plan.h2 ? plan.streams : 1;
+  summary.protocol = plan.h2 ? "h2" : "http/1.1";
   summary.body_size = plan.body_size;
   summary.wanted = plan.connections;
   const Result<GeneratedCertificate> cert =

@@ -19,6 +19,8 @@ struct MultiPlan {
   double duration = 10;        ///< keep-alive phase seconds
   std::uint64_t max_requests = 0;  ///< keep-alive requests in all (0: no limit)
   bool resumption = false;         ///< clients resume TLS sessions
+  bool h2 = false;                 ///< keep-alive phase over HTTP/2 (ClientPlan::h2)
+  std::size_t streams = 1;         ///< h2: requests in flight per busy connection
 };
 
 /// The local address client process `index` binds: 127.0.0.(2 + index), so that each source

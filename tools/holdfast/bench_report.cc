@@ -68,6 +68,8 @@ void Summary::add_client(const Line& idle, const Line& done) {
   open_errors += idle.number("open_errors");
   resumptions += idle.number("resumptions");
   requests += done.number("requests");
+  requests_sent += done.number("sent");
+  busy_opened += done.number("busy_opened");
   request_errors += done.number("errors");
   keepalive_seconds = std::max(keepalive_seconds, done.number("seconds"));
   latency.decode_and_merge(done.text("latency"));
@@ -101,9 +103,10 @@ std::string render_table(const Summary& s) {
           s.server_spread.c_str());
   }
   t.row("handshakes/s", "%.0f (%.2f s to open all)", per(n, s.open_seconds), s.open_seconds);
-  t.heading("keep-alive (" + std::to_string(s.busy) + " busy connections, " +
+  t.heading("keep-alive (" + s.protocol + ", " + std::to_string(s.busy) + " busy connections" +
+            (s.protocol == "h2" ? " x " + std::to_string(s.streams) + " streams" : "") + ", " +
             std::to_string(s.body_size) + "-byte responses)");
-  t.row("requests", "%.0f in %.2f s", s.requests, s.keepalive_seconds);
+  t.row("requests", "%.0f in %.2f s (%.0f sent)", s.requests, s.keepalive_seconds, s.requests_sent);
   t.row("requests/s", "%.0f", per(s.requests, s.keepalive_seconds));
   t.row("latency p50/p90/p99/p99.9", "%llu / %llu / %llu / %llu us",
         static_cast<unsigned long long>(s.latency.percentile(50)),
@@ -131,17 +134,19 @@ std::string render_json(const Summary& s) {
   char buf[1024];
   std::snprintf(
       buf, sizeof buf,
-      "{\"mode\":\"%s\",\"processes\":%zu,\"threads\":%zu,\"busy\":%zu,\"body_size\":%zu,"
+      "{\"mode\":\"%s\",\"protocol\":\"%s\",\"processes\":%zu,\"threads\":%zu,\"busy\":%zu,"
+      "\"streams\":%zu,\"busy_connections_opened\":%.0f,\"body_size\":%zu,"
       "\"wanted\":%llu,\"connections\":%.0f,\"server_connections_open\":%.0f,"
       "\"open_seconds\":%.3f,\"handshakes_per_s\":%.1f,\"tls_resumptions\":%.0f,"
-      "\"requests\":%.0f,\"duration_s\":%.3f,\"requests_per_s\":%.1f,\"latency_us_p50\":%llu,"
+      "\"requests\":%.0f,\"requests_sent\":%.0f,\"duration_s\":%.3f,\"requests_per_s\":%.1f,"
+      "\"latency_us_p50\":%llu,"
       "\"latency_us_p90\":%llu,\"latency_us_p99\":%llu,\"latency_us_p999\":%llu,"
       "\"kernel_slab_bytes_per_connection\":%.1f,\"kernel_tcp_mem_bytes_per_connection\":%.1f,"
       "\"open_errors\":%.0f,\"request_errors\":%.0f,\"errors\":%.0f",
-      s.mode.c_str(), s.processes, s.threads, s.busy, s.body_size,
-      static_cast<unsigned long long>(s.wanted), n, s.server.connections, s.open_seconds,
-      per(n, s.open_seconds), s.resumptions, s.requests, s.keepalive_seconds,
-      per(s.requests, s.keepalive_seconds),
+      s.mode.c_str(), s.protocol.c_str(), s.processes, s.threads, s.busy, s.streams, s.busy_opened,
+      s.body_size, static_cast<unsigned long long>(s.wanted), n, s.server.connections,
+      s.open_seconds, per(n, s.open_seconds), s.resumptions, s.requests, s.requests_sent,
+      s.keepalive_seconds, per(s.requests, s.keepalive_seconds),
       static_cast<unsigned long long>(s.latency.percentile(50)),
       static_cast<unsigned long long>(s.latency.percentile(90)),
       static_cast<unsigned long long>(s.latency.percentile(99)),

@@ -30,6 +30,10 @@ struct Summary {
   std::size_t processes = 1;           ///< server processes and client processes (each)
   std::size_t threads = 1;             ///< loop threads per process
   std::size_t busy = 0;                ///< keep-alive connections
+  std::size_t streams = 1;             ///< requests in flight per keep-alive connection (h2)
+  std::string protocol = "http/1.1";   ///< of the keep-alive phase: "http/1.1" or "h2"
+  double busy_opened = 0;              ///< connections the keep-alive client opened for it
+  double requests_sent = 0;            ///< keep-alive requests written
   std::size_t body_size = 13;          ///< response body bytes
   std::uint64_t wanted = 0;            ///< --connections
   double open_seconds = 0;             ///< longest opening phase of the client processes

@@ -99,7 +99,10 @@ Result<std::unique_ptr<Server>> start_gated_server(const ServerPlan& plan, Gate&
   tls.cert_pem = plan.cert_pem;
   tls.key_pem = plan.key_pem;
   tls.min_version = TlsVersion::tls1_3;
-  tls.alpn = {"http/1.1"};  // one request per connection while opening: HTTP/2 would multiplex
+  // One request per connection while opening: HTTP/2 would multiplex them. With h2 the idle
+  // clients still offer only http/1.1; the keep-alive client offers only h2.
+  tls.alpn =
+      plan.h2 ? std::vector<std::string>{"h2", "http/1.1"} : std::vector<std::string>{"http/1.1"};
   options.tls = tls;
   options.timeouts.keepalive_idle = std::chrono::minutes(30);
   options.socket.keepalive_idle = kKeepaliveIdle;
@@ -133,11 +136,13 @@ struct Counters {
       first_error = what;
     }
   }
-  void complete(const Result<Response>& r) {
+  void complete(const Result<Response>& r, bool want_h2 = false) {
     if (!r) {
       fail(r.error().message());
     } else if (r->status != 200) {
       fail("status " + std::to_string(r->status));
+    } else if (want_h2 && r->version != HttpVersion::http2) {
+      fail("the response came over " + std::string(to_string(r->version)) + ", not HTTP/2");
     } else {
       ok.fetch_add(1);
     }
@@ -169,11 +174,25 @@ ClientOptions client_options(const ClientPlan& plan) {
   return options;
 }
 
+// The keep-alive client of an h2 run: ALPN h2 only (a server that selects no protocol still gets
+// HTTP/1.1: start_client() and Counters::complete() refuse that), `busy` connections per loop
+// carrying `streams` requests each.
+ClientOptions h2_client_options(const ClientPlan& plan) {
+  ClientOptions options = client_options(plan);
+  options.tls.alpn = {"h2"};
+  options.pool.max_per_origin = plan.busy * plan.threads;
+  options.pool.max_total = plan.busy * plan.threads;
+  options.pool.max_idle_per_origin = plan.busy * plan.threads;
+  options.pool.max_streams_per_connection = plan.streams;
+  return options;
+}
+
 // The client side's state across its phases.
 struct ClientRun {
   const ClientPlan& plan;
   Control& control;
   std::unique_ptr<Client> client;
+  std::unique_ptr<Client> h2_client;  // the keep-alive client of an h2 run
   std::uint64_t warm_sent = 0;
   std::uint64_t warm_opened = 0;
   std::shared_ptr<Counters> open = std::make_shared<Counters>();
@@ -220,10 +239,11 @@ double open_connections(ClientRun& run) {
   return seconds_since(start);
 }
 
-// The keep-alive phase's state: `busy` workers, each with one request in flight at a time.
+// The keep-alive phase's state: `busy` x `streams` workers, each with one request in flight.
 struct KeepAlive {
   Client* client = nullptr;
   std::string url;
+  bool h2 = false;
   Clock::time_point end;
   std::uint64_t max_requests = 0;
   std::atomic<std::uint64_t> started{0};
@@ -244,7 +264,7 @@ void issue(const std::shared_ptr<KeepAlive>& k, std::size_t worker) {
   k->client->request_async(std::move(request), {}, [k, worker, start](Result<Response> r) {
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-    k->counters.complete(r);
+    k->counters.complete(r, k->h2);
     if (r && r->status == 200) {
       k->latencies[worker].add(static_cast<std::uint64_t>(us));
     }
@@ -252,32 +272,64 @@ void issue(const std::shared_ptr<KeepAlive>& k, std::size_t worker) {
   });
 }
 
-// `busy` connections send requests back to back for `duration` seconds (or max_requests).
-std::string keepalive_phase(ClientRun& run) {
-  auto k = std::make_shared<KeepAlive>();
-  k->client = run.client.get();
-  k->url = run.plan.base_url + run.plan.request_path;
-  k->max_requests = run.plan.max_requests;
-  k->latencies.resize(run.plan.busy);
-  const auto start = Clock::now();
-  k->end = start + std::chrono::duration_cast<Clock::duration>(
-                       std::chrono::duration<double>(run.plan.duration));
-  k->running.store(run.plan.busy);
-  const ProcessSnapshot before = take_process_snapshot();
-  for (std::size_t w = 0; w < run.plan.busy; ++w) {
-    issue(k, w);
+// h2: one request per worker at once, so that the pool opens the busy connections (and fills each
+// with `streams`) before the measured phase. Returns the first error, "" when all succeeded.
+std::string open_h2_connections(Client& client, const std::string& url, std::size_t workers) {
+  auto warm = std::make_shared<Counters>();
+  for (std::size_t w = 0; w < workers; ++w) {
+    Request request;
+    request.url = url;
+    client.request_async(std::move(request), {},
+                         [warm](Result<Response> r) { warm->complete(r, true); });
   }
-  const auto hard_end = k->end + kDrainMargin;
-  auto last_progress = start;
-  while (k->running.load() > 0 && Clock::now() < hard_end) {
+  const auto end = Clock::now() + milliseconds(20'000);
+  while (warm->ok.load() + warm->errors.load() < workers && Clock::now() < end) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  if (warm->ok.load() == workers) {
+    return "";
+  }
+  return warm->errors.load() > 0 ? warm->first() : "opening the HTTP/2 connections timed out";
+}
+
+// Waits for the workers (progress lines meanwhile) until they are done or `hard_end`.
+void await_workers(ClientRun& run, KeepAlive& k, Clock::time_point hard_end) {
+  auto last_progress = Clock::now();
+  while (k.running.load() > 0 && Clock::now() < hard_end) {
     if (Clock::now() - last_progress >= kProgressEvery) {
-      send_progress(run, run.plan.connections, k->counters.ok.load(), k->counters.errors.load());
+      send_progress(run, run.plan.connections, k.counters.ok.load(), k.counters.errors.load());
       last_progress = Clock::now();
     }
     std::this_thread::sleep_for(milliseconds(5));
   }
+}
+
+// `busy` connections (x `streams` with h2) send requests back to back for `duration` seconds
+// (or max_requests).
+std::string keepalive_phase(ClientRun& run) {
+  auto k = std::make_shared<KeepAlive>();
+  k->client = run.plan.h2 ? run.h2_client.get() : run.client.get();
+  k->url = run.plan.base_url + run.plan.request_path;
+  k->h2 = run.plan.h2;
+  k->max_requests = run.plan.max_requests;
+  const std::size_t workers = run.plan.busy * (run.plan.h2 ? run.plan.streams : 1);
+  k->latencies.resize(workers);
+  const std::uint64_t opened_before = k->client->stats().connections_opened;
+  const std::string warm_error =
+      run.plan.h2 ? open_h2_connections(*k->client, k->url, workers) : "";
+  const Client::Stats stats_before = k->client->stats();
+  const ProcessSnapshot before = take_process_snapshot();
+  const auto start = Clock::now();
+  k->end = start + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double>(run.plan.duration));
+  k->running.store(warm_error.empty() ? workers : 0);
+  for (std::size_t w = 0; w < workers && warm_error.empty(); ++w) {
+    issue(k, w);
+  }
+  await_workers(run, *k, k->end + kDrainMargin);
   const double seconds = seconds_since(start);
   const ProcessSnapshot after = take_process_snapshot();
+  const Client::Stats stats_after = k->client->stats();
   LatencyHistogram all;
   if (k->running.load() == 0) {  // otherwise callbacks may still be writing into the histograms
     for (const LatencyHistogram& h : k->latencies) {
@@ -286,11 +338,14 @@ std::string keepalive_phase(ClientRun& run) {
   }
   return LineWriter("done")
       .add("requests", static_cast<double>(k->counters.ok.load()))
-      .add("errors", static_cast<double>(k->counters.errors.load() + k->running.load()))
+      .add("sent", static_cast<double>(stats_after.requests_sent - stats_before.requests_sent))
+      .add("errors", static_cast<double>(k->counters.errors.load() + k->running.load() +
+                                         (warm_error.empty() ? 0 : 1)))
+      .add("busy_opened", static_cast<double>(stats_after.connections_opened - opened_before))
       .add("seconds", seconds)
       .add("cpu_us", static_cast<double>(after.cpu_us - before.cpu_us))
       .add("latency", all.encode())
-      .add("first_error", k->counters.first())
+      .add("first_error", warm_error.empty() ? k->counters.first() : warm_error)
       .str();
 }
 
@@ -302,6 +357,19 @@ int start_client(ClientRun& run) {
     return 1;
   }
   run.client->close_idle_connections();
+  if (run.plan.h2) {  // its loop thread and TLS context exist before the baseline too
+    run.h2_client = std::make_unique<Client>(h2_client_options(run.plan));
+    const Result<Response> warm_h2 = run.h2_client->get(run.plan.base_url + "/");
+    if (!warm_h2) {
+      print_error(warm_h2.error(), run.plan.base_url + "/");
+      return 1;
+    }
+    if (warm_h2->version != HttpVersion::http2) {
+      print_error(run.plan.base_url + " answered over HTTP/1.1 although only h2 was offered");
+      return 1;
+    }
+    run.h2_client->close_idle_connections();
+  }
   std::this_thread::sleep_for(milliseconds(200));
   run.warm_sent = run.client->stats().requests_sent;
   run.warm_opened = run.client->stats().connections_opened;
@@ -386,7 +454,7 @@ int run_client_side(const ClientPlan& plan, Control& control) {
     print_error(ready.error(), "");
     return 1;
   }
-  ClientRun run{plan, control, nullptr};
+  ClientRun run{plan, control, nullptr, nullptr};
   if (const int code = start_client(run); code != 0) {
     return code;
   }
@@ -407,6 +475,7 @@ int run_client_side(const ClientPlan& plan, Control& control) {
   }
   control.send(keepalive_phase(run));
   control.wait_for("exit", yes);
+  run.h2_client.reset();
   run.client.reset();
   return 0;
 }

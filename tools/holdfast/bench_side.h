@@ -34,6 +34,7 @@ struct ServerPlan {
   std::size_t body_size = 13;    ///< response body bytes
   std::size_t expected = 0;      ///< connections expected (reserves the gate up front)
   std::uint64_t release_at = 0;  ///< standalone: answer the held requests once this many came
+  bool h2 = false;               ///< offer HTTP/2 as well (ALPN h2, http/1.1)
 };
 
 /// Runs a server side: sends "listening port=P", takes its baseline, sends "ready"; holds every
@@ -59,13 +60,18 @@ struct ClientPlan {
   std::string request_path = "/";   ///< path of the keep-alive requests
   double hold = 0;  ///< seconds to hold the idle connections before the keep-alive phase
   std::chrono::milliseconds open_budget{60'000};  ///< the longest the opening may take
+  /// The keep-alive phase speaks HTTP/2 (ALPN h2 only) on `busy` connections of its own, with
+  /// `streams` requests in flight on each; the idle connections stay HTTP/1.1.
+  bool h2 = false;
+  std::size_t streams = 1;  ///< h2: requests in flight per busy connection
 };
 
 /// Runs a client side: warm-up request, baseline, "ready"; on "open" opens plan.connections
 /// connections with one "/open" request each ("progress ..." lines meanwhile, "written ..." once
 /// every request went out), waits for the answers, sends "idle ..." (and "holding seconds=S" before
 /// holding them plan.hold seconds); on "go" runs the keep-alive
-/// phase and sends "done ..."; returns after "exit". Returns the process exit code.
+/// phase (h2: first one request per stream, uncounted, to open the busy connections) and sends
+/// "done ..."; returns after "exit". Returns the process exit code.
 int run_client_side(const ClientPlan& plan, Control& control);
 
 }  // namespace holdfast::cli::bench
