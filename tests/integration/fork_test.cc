@@ -44,8 +44,10 @@ extern "C" const char* __lsan_default_suppressions() { return "leak:libcrypto.so
 namespace holdfast {
 namespace {
 // GCC 12's ASan allocator does not lock its size-class regions across fork(): a parent thread
-// allocating at that moment leaves the child's allocator locked forever. Keep the parent's other
-// threads quiet while forking under ASan (the loop threads are parked by the client itself).
+// allocating at that moment leaves the child's allocator locked forever (seen: a child's new loop
+// thread blocked in SizeClassAllocator64::GetFromAllocator, inherited from the background thread
+// exiting during the first fork). Keep the parent's other threads quiet while forking under ASan
+// (the loop threads are parked by the client itself).
 constexpr bool kRequestWhileForking = false;
 #else
 constexpr bool kRequestWhileForking = true;
@@ -187,12 +189,6 @@ int concurrent_batch(Client& client, const std::string& url, int n) {
 }
 
 TEST(Fork, ParentAndChildrenShareOneClientConcurrentlyWithoutErrors) {
-#if defined(__SANITIZE_ADDRESS__)
-  // Seen once under ASan (GCC 12): one of the 8 children never finished. The suspected cause is
-  // ASan's allocator, which is not fork-safe while other threads run, but it is NOT confirmed; the
-  // test runs in full in the release suite. Open question in the session's closing note.
-  GTEST_SKIP() << "skipped under ASan: 8 concurrent forks hang in ASan's allocator (unconfirmed)";
-#endif
   ServerProcess server;
   Client client(trusting_options(2));
   ASSERT_EQ(concurrent_batch(client, server.url(), 8), 0);  // 4 connections on each loop
@@ -200,12 +196,17 @@ TEST(Fork, ParentAndChildrenShareOneClientConcurrentlyWithoutErrors) {
 
   std::atomic<bool> stop{false};
   std::atomic<int> background_errors{0};
-  std::thread background([&] {  // keeps the parent's loops busy while fork() runs
-    for (int i = 0; i < 20'000 && !stop.load() && kRequestWhileForking; ++i) {
-      auto r = client.get(server.url() + "/background");
-      background_errors += (r && r->status == 200) ? 0 : 1;
-    }
-  });
+  // Keeps the parent's loops busy while fork() runs. Not even started under ASan: a thread that
+  // starts or exits while another forks can hold a lock of ASan's allocator in the child.
+  std::thread background;
+  if (kRequestWhileForking) {
+    background = std::thread([&] {
+      for (int i = 0; i < 20'000 && !stop.load(); ++i) {
+        auto r = client.get(server.url() + "/background");
+        background_errors += (r && r->status == 200) ? 0 : 1;
+      }
+    });
+  }
   std::vector<pid_t> children;
   for (int c = 0; c < kChildren; ++c) {
     children.push_back(spawn([&] { return child_requests(client, server.url(), kRequestsEach); }));
@@ -219,7 +220,9 @@ TEST(Fork, ParentAndChildrenShareOneClientConcurrentlyWithoutErrors) {
     EXPECT_EQ(wait_child(pid), 0) << "child " << pid;
   }
   stop = true;
-  background.join();
+  if (background.joinable()) {
+    background.join();
+  }
   EXPECT_EQ(parent_errors, 0);
   EXPECT_EQ(background_errors.load(), 0);
 
