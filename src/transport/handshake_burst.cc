@@ -4,6 +4,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -15,16 +16,23 @@ HandshakeBurst::Stats& counters() {
   return stats;
 }
 
-// HOLDFAST_MALLOC_TRIM=0 in the environment turns the trim off process-wide, for comparisons.
-bool trim_enabled() {
-  static const bool enabled = [] {
+// Off unless HOLDFAST_MALLOC_TRIM=1 (see the header: the trim costs more CPU than it saves
+// memory for a server taking bursts again and again). set_enabled() overrides it.
+std::atomic<int>& trim_setting() {
+  static std::atomic<int> setting{[] {
     const char* v = std::getenv("HOLDFAST_MALLOC_TRIM");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  return enabled;
+    return v != nullptr && std::strcmp(v, "1") == 0 ? 1 : 0;
+  }()};
+  return setting;
 }
 
+bool trim_enabled() { return trim_setting().load(std::memory_order_relaxed) != 0; }
+
 }  // namespace
+
+void HandshakeBurst::set_enabled(bool enabled) {
+  trim_setting().store(enabled ? 1 : 0, std::memory_order_relaxed);
+}
 
 void HandshakeBurst::started() {
   Stats& s = counters();

@@ -13,10 +13,19 @@ namespace holdfast::transport {
 /// rest, so RSS stays at the burst's peak (37 KB per idle connection measured for 10,000 at once,
 /// 1.5 KB of it in use). This counts handshakes per thread and, when the last one of a burst ends,
 /// calls malloc_trim(0), which releases every whole free page (docs/bench-drafts/memory.md).
-/// A thread whose handshakes never overlapped much never trims. HOLDFAST_MALLOC_TRIM=0 in the
-/// environment turns the trim off (for comparisons). Loop-thread only (thread_local).
+/// A thread whose handshakes never overlapped much never trims. Loop-thread only (thread_local).
+///
+/// OFF by default: HOLDFAST_MALLOC_TRIM=1 in the environment turns it on. Measured on a quiet
+/// machine (bench_connection_scaling, rounds of 200 new connections): with the trim after every
+/// burst, CPU per new connection (client + server) was 1,952-2,101 us against 915-1,036 us
+/// without; the pages returned are faulted in again by the next burst. It pays off only for a
+/// server that takes one large burst and then stays idle (holdfast serve, 10,000 at once:
+/// 8.4 KB instead of ~17.6 KB RSS per idle connection). A deferred, rate-limited trim is the
+/// next step (docs/benchmarks.md).
 class HandshakeBurst {
  public:
+  /// Turns the trim on or off for the process (tests; the default comes from the environment).
+  static void set_enabled(bool enabled);
   /// A burst counts when this many handshakes were in flight at once on the thread...
   static constexpr std::size_t kMinPeak = 16;
   /// ...and at least this many ended since the last trim.

@@ -9,11 +9,28 @@
 namespace holdfast::transport {
 namespace {
 
-// Runs `fn` on a fresh thread, whose counters start at zero (they are thread_local).
+// Runs `fn` on a fresh thread, whose counters start at zero (they are thread_local), with the
+// trim turned on (it is off by default).
 template <typename Fn>
-void on_fresh_thread(Fn fn) {
+void on_fresh_thread(Fn fn, bool enabled = true) {
+  HandshakeBurst::set_enabled(enabled);
   std::thread t(fn);
   t.join();
+  HandshakeBurst::set_enabled(false);
+}
+
+TEST(HandshakeBurst, NeverTrimsWhenTurnedOff) {
+  on_fresh_thread(
+      [] {
+        for (std::size_t i = 0; i < HandshakeBurst::kMinEnded; ++i) {
+          HandshakeBurst::started();
+        }
+        for (std::size_t i = 0; i < HandshakeBurst::kMinEnded; ++i) {
+          HandshakeBurst::ended();
+        }
+        EXPECT_EQ(HandshakeBurst::stats().trims, 0U);
+      },
+      false);
 }
 
 TEST(HandshakeBurst, TrimsOnceWhenTheLastHandshakeOfABurstEnds) {
