@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -222,7 +223,12 @@ TEST(Client, DoesNotRetryAPostOnAReusedConnection) {
   post.body = "x";
   auto r = client.request(post);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), Errc::closed_before_response) << describe(r.error());
+  // The peer closes with the POST's bytes unread or still arriving: its kernel answers them with
+  // a reset, so the client sees either the close (FIN read first) or ECONNRESET. Both are the
+  // truth; what matters is that the POST, which the server may have acted on, is not sent again.
+  const bool closed = r.error() == Errc::closed_before_response;
+  const bool reset = r.error() == std::errc::connection_reset;
+  EXPECT_TRUE(closed || reset) << describe(r.error());
   EXPECT_EQ(client.stats().retries, 0u);
 }
 
