@@ -6,6 +6,7 @@
 #include "holdfast/error.h"
 #include "holdfast/http.h"
 #include "holdfast/init.h"
+#include "holdfast/memory.h"
 #include "holdfast/result.h"
 #include "holdfast/server.h"
 #include "holdfast/socket_options.h"

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/slab.h"
 #include "holdfast/error.h"
 #include "http/h2_client_connection.h"
 #include "transport/transport.h"
@@ -22,7 +23,7 @@ struct Pool::Origin {
   std::vector<Pooled*> http1;     // with pipelining: the HTTP/1.1 connections that are up
 };
 
-struct Pool::Pooled {
+struct Pool::Pooled : base::SlabAllocated<Pool::Pooled> {
   Pooled(Pool& pool, Origin& o)
       : origin(&o), idle_timer(pool.loop().timers(), [&pool, this] { pool.expire_idle(this); }) {}
   Origin* origin;

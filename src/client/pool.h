@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/slab.h"
 #include "event/loop.h"
 #include "event/timer.h"
 #include "holdfast/client.h"
@@ -162,7 +163,12 @@ class Pool final : public http::ConnectionOwner {
   SharedStats& stats_;
   std::unique_ptr<net::Resolver> resolver_;
   std::unordered_map<std::string, std::unique_ptr<Origin>> origins_;
-  std::unordered_map<http::ClientConnection*, std::unique_ptr<Pooled>> connections_;
+  // Its nodes live as long as their connections: from the slab, beside them (issue 8).
+  std::unordered_map<
+      http::ClientConnection*, std::unique_ptr<Pooled>, std::hash<http::ClientConnection*>,
+      std::equal_to<http::ClientConnection*>,
+      base::SlabAllocator<std::pair<http::ClientConnection* const, std::unique_ptr<Pooled>>>>
+      connections_;
   std::vector<std::unique_ptr<Pooled>> graveyard_;  // closed connections, freed from the loop
   std::unordered_map<Exchange*, std::unique_ptr<Exchange>> exchanges_;
   std::size_t open_total_ = 0;

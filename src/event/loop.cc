@@ -104,6 +104,8 @@ Result<void> Loop::watch(int fd, std::uint32_t events, IoHandler* handler) {
     return fail(last_error());
   }
   w.handler = handler;
+  w.registered = ev.events;
+  w.wanted = ev.events;
   ++watched_;
   return {};
 }
@@ -115,14 +117,37 @@ Result<void> Loop::modify(int fd, std::uint32_t events, IoHandler* handler) {
     return fail(std::make_error_code(std::errc::no_such_file_or_directory));
   }
   Watch& w = watches_[index];
-  epoll_event ev{};
-  ev.events = to_epoll(events);
-  ev.data.u64 = pack(fd, w.generation);
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
-    return fail(last_error());
-  }
   w.handler = handler;
+  w.wanted = to_epoll(events);
+  if (!w.dirty && w.wanted != w.registered) {
+    w.dirty = true;
+    dirty_.push_back(fd);
+  }
   return {};
+}
+
+// Tells the kernel the events of the fds modified since the last wait. An fd unwatched since is
+// no longer dirty (its entry is skipped), and one watched anew under the same number has its
+// events registered by watch() itself.
+void Loop::flush_modifications() {
+  for (const int fd : dirty_) {
+    Watch& w = watches_[static_cast<std::size_t>(fd)];
+    if (!w.dirty) {
+      continue;
+    }
+    w.dirty = false;
+    if (w.wanted == w.registered) {
+      continue;
+    }
+    epoll_event ev{};
+    ev.events = w.wanted;
+    ev.data.u64 = pack(fd, w.generation);
+    // Fails only for a descriptor closed before unwatch() (a caller's bug): nothing to update.
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) == 0) {
+      w.registered = w.wanted;
+    }
+  }
+  dirty_.clear();
 }
 
 void Loop::unwatch(int fd) {
@@ -134,6 +159,7 @@ void Loop::unwatch(int fd) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   Watch& w = watches_[index];
   w.handler = nullptr;
+  w.dirty = false;
   ++w.generation;
   --watched_;
 }
@@ -179,6 +205,7 @@ int Loop::wait_timeout_ms(std::chrono::milliseconds max_wait) const {
 
 bool Loop::run_once(std::chrono::milliseconds max_wait) {
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  flush_modifications();
   const int timeout = wait_timeout_ms(max_wait);
   int count = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
   if (count < 0) {

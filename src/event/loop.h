@@ -56,8 +56,10 @@ class Loop {
   /// `handler`, which must stay valid until unwatch(fd). Errors: the system's (EEXIST if already
   /// watched).
   Result<void> watch(int fd, std::uint32_t events, IoHandler* handler);
-  /// Changes the events and/or handler of a watched fd. Errors: the system's (ENOENT if not
-  /// watched).
+  /// Changes the events and/or handler of a watched fd. The handler changes at once; the kernel
+  /// learns the events just before the next wait (so a modify() followed by unwatch(), or by a
+  /// modify() back, in the same iteration costs no epoll_ctl), which is when they take effect.
+  /// Errors: ENOENT if not watched.
   Result<void> modify(int fd, std::uint32_t events, IoHandler* handler);
   /// Stops watching `fd` (no effect if not watched). Safe inside any on_io, including fd's own:
   /// events already collected for `fd` in this iteration are dropped. Call before closing fd.
@@ -90,18 +92,23 @@ class Loop {
   struct Watch {
     IoHandler* handler = nullptr;
     std::uint32_t generation = 0;  // bumped on unwatch, so stale collected events are dropped
+    std::uint32_t registered = 0;  // epoll events the kernel has for the fd
+    std::uint32_t wanted = 0;      // epoll events asked for by the last watch()/modify()
+    bool dirty = false;            // wanted != registered may hold: listed in dirty_
   };
   Loop(int epoll_fd, int wake_fd);
   int wait_timeout_ms(std::chrono::milliseconds max_wait) const;
   bool dispatch(int count);
   bool run_posted();
   void drain_wakeup();
+  void flush_modifications();
 
   int epoll_fd_;
   int wake_fd_;
   TimePoint now_;
   TimerWheel timers_;
   std::vector<Watch> watches_;              // indexed by fd
+  std::vector<int> dirty_;                  // fds whose modify() is not yet told to the kernel
   std::vector<struct epoll_event> events_;  // epoll_wait's output buffer
   std::size_t watched_ = 0;
   std::atomic<std::thread::id> owner_;

@@ -1,6 +1,7 @@
 // Hierarchical timing wheel: placement by the highest differing 6-bit digit, lazy cascading.
 #include "event/timer_wheel.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <utility>
@@ -39,39 +40,36 @@ void splice_all(TimerLink& from, TimerLink& to) {
 }
 
 constexpr std::uint64_t kOverflowSpan = std::uint64_t{1} << 36;  // 6 levels of 6 bits
+// An idle connection holds two or three timers (issue 8: every byte of an idle connection counts).
+static_assert(sizeof(Timer) <= 56);
 
 }  // namespace
 
-Timer::Timer(TimerWheel& wheel, std::function<void()> on_fire)
-    : wheel_(wheel), on_fire_(std::move(on_fire)) {
-  link_.owner = this;
-}
-
 Timer::~Timer() { cancel(); }
 
-void Timer::arm(std::chrono::milliseconds after) { arm_at(wheel_.now() + after); }
+void Timer::arm(std::chrono::milliseconds after) { arm_at(wheel_->now() + after); }
 
 void Timer::arm_at(TimePoint deadline) {
   cancel();
-  when_ = wheel_.to_tick_ceil(deadline);
-  ++wheel_.size_;
-  if (deadline <= wheel_.now_) {
+  when_ = std::min(wheel_->to_tick_ceil(deadline), kMaxTicks);
+  ++wheel_->size_;
+  if (deadline <= wheel_->now_) {
     // Already due: kept apart so that advance() fires it without waiting for the next tick.
     where_ = TimerWheel::kDueSlot;
-    link_back(wheel_.lists_[TimerWheel::kDueSlot], link_);
+    link_back(wheel_->lists_[TimerWheel::kDueSlot], link());
     return;
   }
-  wheel_.insert(*this);
+  wheel_->insert(*this);
 }
 
 void Timer::cancel() {
   if (is_armed()) {
-    wheel_.remove(*this);
+    wheel_->remove(*this);
   }
 }
 
 TimePoint Timer::deadline() const {
-  return wheel_.origin_ + std::chrono::milliseconds{static_cast<std::int64_t>(when_)};
+  return wheel_->origin_ + std::chrono::milliseconds{static_cast<std::int64_t>(when_)};
 }
 
 TimerWheel::TimerWheel(TimePoint now) : origin_(now), now_(now) {}
@@ -80,7 +78,7 @@ TimerWheel::~TimerWheel() {
   for (auto& list : lists_) {
     while (list.next != &list) {
       TimerLink* node = list.next;
-      node->owner->where_ = Timer::kNowhere;
+      Timer::owner_of(node)->where_ = Timer::kNowhere;
       unlink(*node);
     }
   }
@@ -101,19 +99,19 @@ void TimerWheel::insert(Timer& t) {
   const std::uint64_t diff = t.when_ ^ elapsed_;
   if (diff >= kOverflowSpan) {
     t.where_ = kOverflowSlot;
-    link_back(lists_[kOverflowSlot], t.link_);
+    link_back(lists_[kOverflowSlot], t.link());
     return;
   }
   const int level = diff == 0 ? 0 : (63 - std::countl_zero(diff)) / kBits;
   const int slot = static_cast<int>((t.when_ >> (level * kBits)) & (kSlots - 1));
   t.where_ = static_cast<std::uint16_t>(level * kSlots + slot);
-  link_back(lists_[t.where_], t.link_);
+  link_back(lists_[t.where_], t.link());
   occupied_[static_cast<std::size_t>(level)] |= std::uint64_t{1} << slot;
 }
 
 void TimerWheel::remove(Timer& t) {
   TimerLink& list_of = lists_[t.where_ < kLists ? t.where_ : 0];
-  unlink(t.link_);
+  unlink(t.link());
   if (t.where_ < kDueSlot && list_of.next == &list_of) {
     occupied_[t.where_ / kSlots] &= ~(std::uint64_t{1} << (t.where_ % kSlots));
   }
@@ -146,15 +144,15 @@ void TimerWheel::fire_list(TimerLink& list) {
   TimerLink firing;
   splice_all(list, firing);
   for (TimerLink* n = firing.next; n != &firing; n = n->next) {
-    n->owner->where_ = kFiringSlot;
+    Timer::owner_of(n)->where_ = kFiringSlot;
   }
   while (firing.next != &firing) {
-    Timer* t = firing.next->owner;
-    unlink(t->link_);
+    Timer* t = Timer::owner_of(firing.next);
+    unlink(t->link());
     t->where_ = Timer::kNowhere;
     --size_;
     ++fired_;
-    t->on_fire_();
+    t->fire();
   }
 }
 
@@ -164,8 +162,8 @@ void TimerWheel::cascade(int level, int slot) {
              moving);
   occupied_[static_cast<std::size_t>(level)] &= ~(std::uint64_t{1} << slot);
   while (moving.next != &moving) {
-    Timer* t = moving.next->owner;
-    unlink(t->link_);
+    Timer* t = Timer::owner_of(moving.next);
+    unlink(t->link());
     ++cascaded_;
     insert(*t);  // lands on a lower level now that elapsed_ is the slot's start
   }
@@ -175,8 +173,8 @@ void TimerWheel::take_overflow() {
   TimerLink moving;
   splice_all(lists_[kOverflowSlot], moving);
   while (moving.next != &moving) {
-    Timer* t = moving.next->owner;
-    unlink(t->link_);
+    Timer* t = Timer::owner_of(moving.next);
+    unlink(t->link());
     insert(*t);
   }
 }

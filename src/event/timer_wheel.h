@@ -5,8 +5,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <new>
 #include <optional>
+#include <type_traits>
 
 namespace holdfast::event {
 
@@ -19,12 +20,11 @@ class TimerWheel;
 class Timer;
 
 namespace detail {
-/// Links of an intrusive circular doubly linked list: a slot's sentinel (owner == nullptr) or the
-/// node embedded in a Timer.
+/// Links of an intrusive circular doubly linked list: a slot's sentinel, or the base of a Timer
+/// (every node between the sentinels of a list is a Timer).
 struct TimerLink {
   TimerLink* prev = this;
   TimerLink* next = this;
-  Timer* owner = nullptr;
 };
 }  // namespace detail
 
@@ -33,10 +33,20 @@ struct TimerLink {
 /// early. Not copyable or movable (the wheel links to it). Loop-thread only, like its wheel; the
 /// wheel must outlive the timer. A callback may arm/cancel any timer, including its own, and may
 /// destroy OTHER timers; it must not destroy its own Timer while running.
-class Timer {
+/// 56 bytes, so that the two or three timers of an idle connection stay small (issue 8): the
+/// callback is kept inline, which limits it to a small trivially copyable callable such as a lambda
+/// capturing `this` (at most two pointers).
+class Timer : private detail::TimerLink {
  public:
   /// Binds the timer to `wheel`; `on_fire` is called (once per arming) when the deadline passes.
-  Timer(TimerWheel& wheel, std::function<void()> on_fire);
+  template <class F>
+  Timer(TimerWheel& wheel, F on_fire) : wheel_(&wheel) {
+    static_assert(sizeof(F) <= sizeof(callback_) && alignof(F) <= alignof(void*) &&
+                      std::is_trivially_copyable_v<F> && std::is_trivially_destructible_v<F>,
+                  "a Timer callback captures at most two pointers (e.g. [this])");
+    ::new (static_cast<void*>(callback_)) F(on_fire);
+    invoke_ = [](void* callback) { (*static_cast<F*>(callback))(); };
+  }
   /// Cancels the timer if armed.
   ~Timer();
   Timer(const Timer&) = delete;
@@ -57,11 +67,17 @@ class Timer {
   friend class TimerWheel;
   static constexpr std::uint16_t kNowhere = 0xffff;
 
-  detail::TimerLink link_;
-  TimerWheel& wheel_;
-  std::function<void()> on_fire_;
-  std::uint64_t when_ = 0;          // deadline in ticks since the wheel's origin
-  std::uint16_t where_ = kNowhere;  // a slot index of the wheel, or kNowhere
+  static constexpr std::uint64_t kMaxTicks = (std::uint64_t{1} << 48) - 1;  // ~8,900 years
+
+  detail::TimerLink& link() { return *this; }
+  static Timer* owner_of(detail::TimerLink* node) { return static_cast<Timer*>(node); }
+  void fire() { invoke_(callback_); }
+
+  TimerWheel* wheel_;
+  void (*invoke_)(void* callback);
+  alignas(void*) unsigned char callback_[2 * sizeof(void*)];
+  std::uint64_t when_ : 48 = 0;          // deadline in ticks since the wheel's origin
+  std::uint64_t where_ : 16 = kNowhere;  // a slot index of the wheel, or kNowhere
 };
 
 /// The wheel: 6 levels of 64 slots (level L slot = 64^L ms), covering 2^36 ms (~795 days) from

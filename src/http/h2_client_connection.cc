@@ -156,7 +156,7 @@ void H2ClientConnection::start(ExchangeHandler* exchange) {
   const Request& req = exchange->request();
   http2::Head head;
   head.method = req.method;
-  head.scheme = transport_->info().tls_version.empty() ? "http" : "https";
+  head.scheme = transport_->tls_record_path().empty() ? "http" : "https";
   head.authority = exchange->host_header();
   head.path = exchange->target();
   head.headers = req.headers;
@@ -325,6 +325,9 @@ void H2ClientConnection::on_end_stream(std::int32_t id) {
   streams_.erase(it);
   ++served_;
   ready_pending_ = true;
+  if (streams_.empty()) {
+    transport_->release_idle_memory();  // frees only what holds nothing pending
+  }
   exchange->on_response_complete();
 }
 

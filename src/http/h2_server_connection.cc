@@ -159,6 +159,9 @@ void H2ServerConnection::update_idle() {
   if (closed_ || closing_) {
     return;
   }
+  if (streams_.empty()) {
+    transport_->release_idle_memory();  // frees only what holds nothing pending
+  }
   const auto idle = context_.config().timeouts.keepalive_idle;
   if (!streams_.empty() || idle.count() <= 0) {
     idle_timer_.cancel();

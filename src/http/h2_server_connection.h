@@ -10,6 +10,7 @@
 #include <system_error>
 #include <unordered_map>
 
+#include "base/slab.h"
 #include "event/timer_wheel.h"
 #include "holdfast/server.h"
 #include "http/after_tasks.h"
@@ -26,7 +27,8 @@ namespace holdfast::http {
 /// Loop-thread only. Created and destroyed by its ServerLoopContext (closing retires it).
 class H2ServerConnection final : public transport::TransportHandler,
                                  public http2::SessionHandler,
-                                 public ExchangeOwner {
+                                 public ExchangeOwner,
+                                 public base::SlabAllocated<H2ServerConnection> {
  public:
   using State = ResponseWriter::State;
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/slab.h"
 #include "holdfast/error.h"
 #include "http/client_connection.h"
 #include "http1/parser.h"
@@ -37,7 +38,8 @@ std::optional<std::uint64_t> parse_length(std::string_view text) {
 
 class Http1ClientConnection final : public ClientConnection,
                                     public transport::TransportHandler,
-                                    public http1::ParserHandler {
+                                    public http1::ParserHandler,
+                                    public base::SlabAllocated<Http1ClientConnection> {
  public:
   Http1ClientConnection(std::unique_ptr<transport::Transport> transport, ConnectionOwner* owner,
                         Http1ClientLimits limits)
@@ -123,7 +125,7 @@ class Http1ClientConnection final : public ClientConnection,
     }
     std::array<char, 1> probe{};
     const ssize_t n = ::recv(transport_->fd(), probe.data(), probe.size(), MSG_PEEK | MSG_DONTWAIT);
-    const bool plain = transport_->info().tls_version.empty();
+    const bool plain = transport_->tls_record_path().empty();
     // EOF or an error: gone. Bytes on a plain idle connection are unsolicited (protocol
     // violation). On TLS they may be a late session ticket, which the read path absorbs.
     const bool alive = (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) || (n > 0 && !plain);
@@ -230,7 +232,8 @@ class Http1ClientConnection final : public ClientConnection,
     keep_alive_ = parser_.keep_alive();
     closing_ = closing_ || !keep_alive_;  // RFC 9112 §9.6: send nothing more on it
     ExchangeHandler* ex = queue_.front().exchange;
-    ex->on_response_head(head_);
+    // Moved, not copied: an idle connection keeps no headers (head_.status stays for the checks).
+    ex->on_response_head(std::move(head_));
     // RFC 9112 §6.3: a response to HEAD never has a body, whatever its headers say.
     return method_is(ex->request(), "HEAD") ? BodyMode::none : BodyMode::normal;
   }
@@ -263,6 +266,16 @@ class Http1ClientConnection final : public ClientConnection,
 
   [[nodiscard]] bool is_informational() const {
     return head_.status >= 100 && head_.status < 200 && head_.status != 101;
+  }
+
+  // Idle: the transport drops its buffers, and the connection its queue and parse buffer.
+  void release_idle_memory() {
+    transport_->release_idle_memory();
+    std::vector<InFlight>().swap(queue_);
+    if (pending_.empty()) {
+      std::string().swap(pending_);
+    }
+    head_ = ResponseHead{};
   }
 
   // The front exchange's response starts: fresh parser state.
@@ -332,7 +345,7 @@ class Http1ClientConnection final : public ClientConnection,
       return;
     }
     if (queue_.empty()) {
-      transport_->release_idle_memory();
+      release_idle_memory();
     } else {
       begin_response();
       if (queue_.front().sent) {

@@ -87,6 +87,7 @@ void ServerConnection::on_data(std::span<const std::uint8_t> data) {
 
 void ServerConnection::on_drained() {
   write_timer_.cancel();
+  write_mark_ = 0;
   if (closed_) {
     return;
   }

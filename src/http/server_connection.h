@@ -11,6 +11,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "base/slab.h"
 #include "event/timer_wheel.h"
 #include "holdfast/server.h"
 #include "http/after_tasks.h"
@@ -28,7 +29,8 @@ namespace holdfast::http {
 /// own callbacks: closing retires it, and the context deletes it later).
 class ServerConnection final : public transport::TransportHandler,
                                public http1::ParserHandler,
-                               public ExchangeOwner {
+                               public ExchangeOwner,
+                               public base::SlabAllocated<ServerConnection> {
  public:
   using State = ResponseWriter::State;
 
@@ -138,8 +140,8 @@ class ServerConnection final : public transport::TransportHandler,
   event::Timer read_timer_;                // idle, header, body and linger timeouts
   event::Timer write_timer_;               // write stall
   AfterTasks after_;                       // after() timers
-  std::size_t write_mark_ = 0;             // pending output when write_timer_ was armed
-  std::string corked_;                     // output held while cork_depth_ > 0
+  std::size_t write_mark_ = 0;  // pending output when write_timer_ was armed, plus what came since
+  std::string corked_;          // output held while cork_depth_ > 0
   int cork_depth_ = 0;
   std::uint32_t queued_ = 0;  // exchanges in the queue
   ReadPhase read_phase_ = ReadPhase::idle;

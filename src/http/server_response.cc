@@ -66,6 +66,7 @@ void ServerConnection::put(std::string bytes) {
     }
     return;
   }
+  write_mark_ += bytes.size();  // new output is not a stall: only a queue that never shrinks is
   transport_->write(std::move(bytes));
   watch_output();
 }
@@ -83,6 +84,7 @@ void ServerConnection::flush_corked() {
   }
   std::string bytes = std::move(corked_);
   corked_.clear();
+  write_mark_ += bytes.size();
   transport_->write(std::move(bytes));
   watch_output();
 }

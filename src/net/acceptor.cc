@@ -22,6 +22,10 @@ Result<std::unique_ptr<Acceptor>> Acceptor::create(event::Loop& loop, Fd listen_
                                                    OnAccept on_accept) {
   std::unique_ptr<Acceptor> acceptor(
       new Acceptor(loop, std::move(listen_fd), std::move(accepted_opts), std::move(on_accept)));
+  // Best effort: a listening socket that refuses an option (SO_MARK without CAP_NET_ADMIN, ...)
+  // only means every accepted socket is configured in full, each failing as it did before.
+  acceptor->listener_configured_ = static_cast<bool>(
+      apply_inheritable_options(acceptor->listen_fd_.get(), acceptor->accepted_opts_));
   HOLDFAST_TRY(loop.watch(acceptor->listen_fd_.get(), event::kReadable, acceptor.get()));
   acceptor->watching_ = true;
   return acceptor;
@@ -71,6 +75,15 @@ void Acceptor::report(std::error_code ec) {
   }
 }
 
+// Configures an accepted socket: only the options it did not inherit from the listening socket.
+Result<void> Acceptor::configure(int fd) {
+  if (listener_configured_ && !inheritance_known_) {
+    inherited_ = inherited_options(listen_fd_.get(), fd, accepted_opts_);
+    inheritance_known_ = true;
+  }
+  return apply_socket_options_except(fd, accepted_opts_, SocketRole::server_accept, inherited_);
+}
+
 void Acceptor::on_io(std::uint32_t /*events*/) {
   // Bounded: one busy listener must not starve the other descriptors of this loop.
   const std::shared_ptr<bool> alive = alive_;
@@ -93,8 +106,7 @@ void Acceptor::on_io(std::uint32_t /*events*/) {
       report(ec);
       continue;
     }
-    if (auto applied = apply_socket_options(fd->get(), accepted_opts_, SocketRole::server_accept);
-        !applied) {
+    if (auto applied = configure(fd->get()); !applied) {
       ++rejected_;
       report(applied.error());
       continue;  // the Fd closes the connection

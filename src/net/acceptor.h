@@ -17,11 +17,16 @@ namespace holdfast::net {
 
 /// Watches a listening socket on one Loop and accepts connections: up to kMaxAcceptsPerWakeup per
 /// readiness, each configured with the accepted-socket options (SocketRole::server_accept) before
-/// on_accept sees it. A connection whose options (or on_socket hook) fail is closed and counted,
-/// never handed out. When the process or system runs out of descriptors (EMFILE/ENFILE, also
-/// ENOBUFS/ENOMEM) the acceptor stops watching for kExhaustedPause and counts it: level-triggered
-/// epoll would otherwise report the pending connection again at once and spin. Loop-thread only;
-/// closes the listening socket on destruction.
+/// on_accept sees it. The plain options (keep-alive, user timeout, nodelay, buffers, mark,
+/// priority) are set once on the listening socket; the first accepted socket shows which of them
+/// the kernel passed on (inherited_options()), and later ones get only the others set again (on
+/// Linux 6.x: SO_PRIORITY, when configured), which saves the 6 setsockopt() per connection of
+/// the defaults. The on_socket hook still runs for every accepted socket. If the listening socket
+/// refuses an option, every option is set on every accepted socket, as before. A connection whose
+/// options (or on_socket hook) fail is closed and counted, never handed out. When the process or
+/// system runs out of descriptors (EMFILE/ENFILE, also ENOBUFS/ENOMEM) the acceptor stops watching
+/// for kExhaustedPause and counts it: level-triggered epoll would otherwise report the pending
+/// connection again at once and spin. Loop-thread only; closes the listening socket on destruction.
 class Acceptor final : event::IoHandler {
  public:
   /// Called for every accepted connection (a non-blocking socket), on the loop thread. May destroy
@@ -65,6 +70,7 @@ class Acceptor final : event::IoHandler {
   void on_io(std::uint32_t events) override;
   void update_watch();
   void report(std::error_code ec);
+  Result<void> configure(int fd);
 
   event::Loop& loop_;
   Fd listen_fd_;
@@ -74,7 +80,10 @@ class Acceptor final : event::IoHandler {
   event::Timer backoff_;
   bool paused_ = false;  // by the user
   bool watching_ = false;
-  std::shared_ptr<bool> alive_;  // lets on_io notice that on_accept destroyed the Acceptor
+  bool listener_configured_ = false;  // the plain options are set on listen_fd_
+  bool inheritance_known_ = false;    // inherited_ was read from an accepted socket
+  std::uint32_t inherited_ = 0;       // SocketOptionBit set: what accepted sockets inherit
+  std::shared_ptr<bool> alive_;       // lets on_io notice that on_accept destroyed the Acceptor
   std::uint64_t accepted_ = 0;
   std::uint64_t rejected_ = 0;
   std::uint64_t exhausted_ = 0;

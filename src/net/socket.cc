@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <climits>
+#include <optional>
 
 #include "holdfast/error.h"
 
@@ -24,16 +26,73 @@ Result<void> set_int(int fd, int level, int name, int value, NetOp op) {
   return {};
 }
 
-Result<void> apply_keepalive(int fd, const SocketOptions& opts) {
-  HOLDFAST_TRY(set_int(fd, SOL_SOCKET, SO_KEEPALIVE, opts.keepalive ? 1 : 0, NetOp::so_keepalive));
-  if (!opts.keepalive) {
-    return {};
+// One setsockopt() of apply_socket_options(), with the bit that names it (SocketOptionBit).
+struct PlannedOption {
+  int level = 0;
+  int name = 0;
+  int value = 0;
+  NetOp op = NetOp::so_keepalive;
+  std::uint32_t bit = 0;
+};
+
+// The plain options `opts` asks for, in the order apply_socket_options() documents.
+struct OptionPlan {
+  std::array<PlannedOption, 10> items{};
+  std::size_t size = 0;
+
+  void add(int level, int name, int value, NetOp op, std::uint32_t bit) {
+    items[size++] = PlannedOption{level, name, value, op, bit};
   }
-  HOLDFAST_TRY(set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(opts.keepalive_idle.count()),
-                       NetOp::tcp_keepidle));
-  HOLDFAST_TRY(set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
-                       static_cast<int>(opts.keepalive_interval.count()), NetOp::tcp_keepintvl));
-  return set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, opts.keepalive_count, NetOp::tcp_keepcnt);
+  [[nodiscard]] std::span<const PlannedOption> options() const { return {items.data(), size}; }
+};
+
+OptionPlan plan_of(const SocketOptions& opts) {
+  OptionPlan plan;
+  plan.add(SOL_SOCKET, SO_KEEPALIVE, opts.keepalive ? 1 : 0, NetOp::so_keepalive, kOptKeepalive);
+  if (opts.keepalive) {
+    plan.add(IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(opts.keepalive_idle.count()),
+             NetOp::tcp_keepidle, kOptKeepIdle);
+    plan.add(IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(opts.keepalive_interval.count()),
+             NetOp::tcp_keepintvl, kOptKeepInterval);
+    plan.add(IPPROTO_TCP, TCP_KEEPCNT, opts.keepalive_count, NetOp::tcp_keepcnt, kOptKeepCount);
+  }
+  if (const auto user_timeout = opts.effective_user_timeout(); user_timeout.count() > 0) {
+    const auto ms = std::min<std::int64_t>(user_timeout.count(), INT_MAX);
+    plan.add(IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms), NetOp::tcp_user_timeout,
+             kOptUserTimeout);
+  }
+  plan.add(IPPROTO_TCP, TCP_NODELAY, opts.no_delay ? 1 : 0, NetOp::tcp_nodelay, kOptNoDelay);
+  if (opts.send_buffer > 0) {
+    plan.add(SOL_SOCKET, SO_SNDBUF, opts.send_buffer, NetOp::so_sndbuf, kOptSendBuffer);
+  }
+  if (opts.receive_buffer > 0) {
+    plan.add(SOL_SOCKET, SO_RCVBUF, opts.receive_buffer, NetOp::so_rcvbuf, kOptReceiveBuffer);
+  }
+  if (opts.mark) {
+    plan.add(SOL_SOCKET, SO_MARK, static_cast<int>(*opts.mark), NetOp::so_mark, kOptMark);
+  }
+  if (opts.priority) {
+    plan.add(SOL_SOCKET, SO_PRIORITY, *opts.priority, NetOp::so_priority, kOptPriority);
+  }
+  return plan;
+}
+
+Result<void> apply_plan(int fd, const OptionPlan& plan, std::uint32_t skip) {
+  for (const PlannedOption& o : plan.options()) {
+    if ((o.bit & skip) == 0) {
+      HOLDFAST_TRY(set_int(fd, o.level, o.name, o.value, o.op));
+    }
+  }
+  return {};
+}
+
+std::optional<int> get_int(int fd, int level, int name) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (::getsockopt(fd, level, name, &value, &len) != 0) {
+    return std::nullopt;
+  }
+  return value;
 }
 
 Result<void> apply_bind_address(int fd, const std::string& bind_address) {
@@ -82,26 +141,12 @@ Result<Fd> open_tcp_socket(int family) {
 }
 
 Result<void> apply_socket_options(int fd, const SocketOptions& opts, SocketRole role) {
-  HOLDFAST_TRY(apply_keepalive(fd, opts));
-  const auto user_timeout = opts.effective_user_timeout();
-  if (user_timeout.count() > 0) {
-    const auto ms = std::min<std::int64_t>(user_timeout.count(), INT_MAX);
-    HOLDFAST_TRY(
-        set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, static_cast<int>(ms), NetOp::tcp_user_timeout));
-  }
-  HOLDFAST_TRY(set_int(fd, IPPROTO_TCP, TCP_NODELAY, opts.no_delay ? 1 : 0, NetOp::tcp_nodelay));
-  if (opts.send_buffer > 0) {
-    HOLDFAST_TRY(set_int(fd, SOL_SOCKET, SO_SNDBUF, opts.send_buffer, NetOp::so_sndbuf));
-  }
-  if (opts.receive_buffer > 0) {
-    HOLDFAST_TRY(set_int(fd, SOL_SOCKET, SO_RCVBUF, opts.receive_buffer, NetOp::so_rcvbuf));
-  }
-  if (opts.mark) {
-    HOLDFAST_TRY(set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(*opts.mark), NetOp::so_mark));
-  }
-  if (opts.priority) {
-    HOLDFAST_TRY(set_int(fd, SOL_SOCKET, SO_PRIORITY, *opts.priority, NetOp::so_priority));
-  }
+  return apply_socket_options_except(fd, opts, role, 0);
+}
+
+Result<void> apply_socket_options_except(int fd, const SocketOptions& opts, SocketRole role,
+                                         std::uint32_t skip) {
+  HOLDFAST_TRY(apply_plan(fd, plan_of(opts), skip));
   if (role == SocketRole::client_connect && !opts.bind_address.empty()) {
     HOLDFAST_TRY(apply_bind_address(fd, opts.bind_address));
   }
@@ -109,6 +154,22 @@ Result<void> apply_socket_options(int fd, const SocketOptions& opts, SocketRole 
     HOLDFAST_TRY(opts.on_socket(fd, role));
   }
   return {};
+}
+
+Result<void> apply_inheritable_options(int listen_fd, const SocketOptions& opts) {
+  return apply_plan(listen_fd, plan_of(opts), 0);
+}
+
+std::uint32_t inherited_options(int listen_fd, int accepted, const SocketOptions& opts) {
+  std::uint32_t same = 0;
+  const OptionPlan plan = plan_of(opts);  // options() is a view into it
+  for (const PlannedOption& o : plan.options()) {
+    const auto on_listener = get_int(listen_fd, o.level, o.name);
+    if (on_listener && on_listener == get_int(accepted, o.level, o.name)) {
+      same |= o.bit;
+    }
+  }
+  return same;
 }
 
 Result<void> start_connect(int fd, const SocketAddress& to) {

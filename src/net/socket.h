@@ -32,6 +32,35 @@ Result<Fd> open_tcp_socket(int family);
 /// own error unchanged.
 Result<void> apply_socket_options(int fd, const SocketOptions& opts, SocketRole role);
 
+/// The plain setsockopt() options of apply_socket_options() (all but bind_address and the hook),
+/// one bit each, for apply_socket_options_except() and inherited_options().
+inline constexpr std::uint32_t kOptKeepalive = 1u << 0;      ///< SO_KEEPALIVE
+inline constexpr std::uint32_t kOptKeepIdle = 1u << 1;       ///< TCP_KEEPIDLE
+inline constexpr std::uint32_t kOptKeepInterval = 1u << 2;   ///< TCP_KEEPINTVL
+inline constexpr std::uint32_t kOptKeepCount = 1u << 3;      ///< TCP_KEEPCNT
+inline constexpr std::uint32_t kOptUserTimeout = 1u << 4;    ///< TCP_USER_TIMEOUT
+inline constexpr std::uint32_t kOptNoDelay = 1u << 5;        ///< TCP_NODELAY
+inline constexpr std::uint32_t kOptSendBuffer = 1u << 6;     ///< SO_SNDBUF
+inline constexpr std::uint32_t kOptReceiveBuffer = 1u << 7;  ///< SO_RCVBUF
+inline constexpr std::uint32_t kOptMark = 1u << 8;           ///< SO_MARK
+inline constexpr std::uint32_t kOptPriority = 1u << 9;       ///< SO_PRIORITY
+
+/// apply_socket_options() without the setsockopt() calls whose bits are in `skip` (options the
+/// socket already has, e.g. inherited from its listening socket); the bind and the hook still run.
+Result<void> apply_socket_options_except(int fd, const SocketOptions& opts, SocketRole role,
+                                         std::uint32_t skip);
+
+/// Sets on the listening socket `listen_fd` the plain options of `opts` (as apply_socket_options()
+/// would, without bind and without the hook), so that the sockets accepted from it inherit them.
+/// Errors: as apply_socket_options().
+Result<void> apply_inheritable_options(int listen_fd, const SocketOptions& opts);
+
+/// The bits of the plain options of `opts` that `accepted` reads (getsockopt) exactly as
+/// `listen_fd` does: what an accepted socket inherited. On Linux 6.x all but SO_PRIORITY are
+/// inherited; the answer is read, not assumed, so any kernel is handled. A failed read counts as
+/// not inherited.
+std::uint32_t inherited_options(int listen_fd, int accepted, const SocketOptions& opts);
+
 /// Starts a non-blocking connect. Success means connected or in progress (EINPROGRESS): wait for
 /// writable, then call finish_connect(). Errors: the system's (ENETUNREACH, ...).
 Result<void> start_connect(int fd, const SocketAddress& to);
@@ -48,7 +77,7 @@ struct ListenOptions {
 
 /// A listening non-blocking socket bound to `addr` (port 0 picks one; see local_address()).
 /// SO_REUSEADDR is always set; `socket_opts` are applied with SocketRole::server_listen before
-/// bind() (accepted sockets inherit most of them on Linux; Acceptor applies them again anyway).
+/// bind() (accepted sockets inherit most of them on Linux: Acceptor sets only the others again).
 /// Errors: net category (bind() failed: Address already in use, ...) or the hook's.
 Result<Fd> listen_tcp(const SocketAddress& addr, const ListenOptions& listen_opts,
                       const SocketOptions& socket_opts);

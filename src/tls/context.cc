@@ -31,7 +31,7 @@ int proto_version(TlsVersion v) {
 
 using CtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
 
-Result<std::string> alpn_wire(const std::vector<std::string>& protocols) {
+Result<std::string> encode_alpn(const std::vector<std::string>& protocols) {
   std::string wire;
   for (const std::string& p : protocols) {
     if (p.empty() || p.size() > 255) {
@@ -216,7 +216,7 @@ Result<std::shared_ptr<const Context>> Context::client(const ClientTlsOptions& o
   SSL_CTX* raw = ctx->get();
   HOLDFAST_TRY(load_trust(raw, opts));
   HOLDFAST_TRY(load_identity(raw, opts.client_cert_file, opts.client_key_file, {}, {}));
-  auto wire = alpn_wire(opts.alpn);
+  auto wire = encode_alpn(opts.alpn);
   HOLDFAST_TRY(wire);
   if (!wire->empty() &&
       SSL_CTX_set_alpn_protos(raw, reinterpret_cast<const unsigned char*>(wire->data()),
@@ -226,6 +226,7 @@ Result<std::shared_ptr<const Context>> Context::client(const ClientTlsOptions& o
   install_keylog_callback(raw);
   std::shared_ptr<Context> out(new Context(ctx->release(), false, !opts.insecure_skip_verify));
   out->record_takeover_ = opts.record_takeover && takeover_allowed_by_env();
+  out->alpn_wire_ = std::move(*wire);
   if (opts.session_resumption) {
     out->sessions_ = std::make_unique<SessionCache>(kSessionCacheCapacity);
     // NO_INTERNAL_STORE: OpenSSL's own client cache is keyed by nothing useful to us; ours is per
@@ -249,7 +250,7 @@ Result<std::shared_ptr<const Context>> Context::server(const ServerTlsOptions& o
     return fail(TlsErrc::certificate_load_failed);
   }
   HOLDFAST_TRY(load_identity(raw, opts.cert_file, opts.key_file, opts.cert_pem, opts.key_pem));
-  auto wire = alpn_wire(opts.alpn);
+  auto wire = encode_alpn(opts.alpn);
   HOLDFAST_TRY(wire);
   SSL_CTX_set_options(raw, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_session_id_context(raw, kSessionIdContext, sizeof kSessionIdContext - 1);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "holdfast/result.h"
 #include "holdfast/tls_options.h"
@@ -58,6 +59,9 @@ class Context {
   [[nodiscard]] bool takes_over_records() const { return record_takeover_; }
   /// The client's session cache, or null (server, or session_resumption off).
   [[nodiscard]] SessionCache* session_cache() const { return sessions_.get(); }
+  /// The ALPN protocols offered (client) or accepted (server), in wire format (RFC 7301 §3.1): a
+  /// negotiated protocol is always one of them, so a taken-over engine keeps only its place here.
+  [[nodiscard]] std::string_view alpn_wire() const { return alpn_wire_; }
 
  private:
   Context(ssl_ctx_st* ctx, bool server, bool verify_peer);
@@ -67,7 +71,7 @@ class Context {
   bool verify_peer_;
   bool record_takeover_ = true;
   std::unique_ptr<SessionCache> sessions_;
-  std::string alpn_wire_;  // server: its ALPN list in wire format, read by the select callback
+  std::string alpn_wire_;  // its ALPN list in wire format; the server's select callback reads it
 };
 
 /// Eager one-time process setup: OpenSSL init with error strings, the random generator seeded

@@ -59,7 +59,6 @@ Engine::Engine(std::shared_ptr<const Context> ctx, ssl_st* ssl) : ctx_(std::move
   BIO* bio = new_queue_bio(&io_);
   SSL_set_bio(ssl_, bio,
               bio);  // one reference, used for both directions; null leaves ssl_ unusable
-  SSL_set_app_data(ssl_, &session_key_);
 }
 
 Engine::~Engine() {
@@ -87,7 +86,10 @@ Result<std::unique_ptr<Engine>> Engine::client(std::shared_ptr<const Context> ct
   ErrorQueueGuard guard;
   SSL_set_connect_state(ssl);
   HOLDFAST_TRY(set_server_name(ssl, server_name, engine->ctx_->verifies_peer()));
-  engine->session_key_ = std::string(session_key);
+  if (!session_key.empty()) {
+    engine->session_key_ = std::make_unique<std::string>(session_key);
+    SSL_set_app_data(ssl, engine->session_key_.get());  // read by the session-cache callback
+  }
   if (SessionCache* cache = engine->ctx_->session_cache();
       cache != nullptr && !session_key.empty()) {
     if (SSL_SESSION* session = cache->get1(session_key)) {
@@ -354,7 +356,7 @@ bool Engine::has_buffered_plaintext() const {
 
 std::string_view Engine::alpn() const {
   if (ssl_ == nullptr) {
-    return alpn_;
+    return ctx_ == nullptr ? std::string_view{} : ctx_->alpn_wire().substr(alpn_offset_, alpn_len_);
   }
   const unsigned char* data = nullptr;
   unsigned int len = 0;
@@ -372,7 +374,7 @@ std::string_view Engine::version() const {
 
 std::string_view Engine::cipher() const {
   if (ssl_ == nullptr) {
-    return cipher_name_;
+    return rec_ == nullptr ? std::string_view{} : suite_name(rec_->suite);
   }
   const SSL_CIPHER* c = handshake_done_ ? SSL_get_current_cipher(ssl_) : nullptr;
   return c == nullptr ? std::string_view{} : SSL_CIPHER_get_name(c);
@@ -384,7 +386,7 @@ bool Engine::is_session_reused() const {
 
 std::string Engine::peer_subject() const {
   if (ssl_ == nullptr) {
-    return peer_subject_;
+    return peer_subject_ ? std::string(peer_subject_.get()) : std::string{};
   }
   const X509* cert = SSL_get0_peer_certificate(ssl_);
   if (cert == nullptr) {

@@ -11,6 +11,7 @@
 #include <system_error>
 #include <vector>
 
+#include "base/slab.h"
 #include "holdfast/result.h"
 #include "tls/bio.h"
 #include "tls/context.h"
@@ -31,7 +32,7 @@ namespace holdfast::tls {
 /// its buffers freed when idle. Both behave the same to the caller. Not thread-safe: one
 /// connection, one thread; distinct engines may run on distinct threads. Typical loop:
 ///   start(); loop { send(pending_output()); consume_output(n); feed(received); read(...); }
-class Engine {
+class Engine : public base::SlabAllocated<Engine> {
  public:
   /// A client engine on `ctx` (a client context). `server_name` is sent as SNI and verified against
   /// the certificate; an IP literal (also "[v6]") is verified as an IP address and sends no SNI
@@ -146,6 +147,8 @@ class Engine {
   [[nodiscard]] bool takeover_guards_hold() const;
   void maybe_take_over();
   void take_over();
+  bool keep_alpn_and_subject();
+  static std::string_view suite_name(AeadSuite suite);
   void drop_record_state();
   Result<std::size_t> read_records(std::span<std::uint8_t> out);
   Result<void> write_records(std::span<const std::uint8_t> plaintext);
@@ -159,37 +162,44 @@ class Engine {
   Unexpected fail_with_alert(std::uint8_t alert, int reason);
   [[nodiscard]] bool has_whole_record() const;
 
+  // Ordered for size: an idle taken-over connection keeps this object (issue 8).
   std::shared_ptr<const Context> ctx_;
   ssl_st* ssl_;
   ByteQueues io_;
   std::vector<std::uint8_t> plain_out_;  // plaintext accepted but not yet encrypted
   std::size_t plain_out_pos_ = 0;
-  std::string session_key_;  // SSL app data points here (read by the session-cache callback)
+  // Client: the session-cache key, which the SSL's app data points to (read by the session-cache
+  // callback); freed at the take-over, when no callback can come any more.
+  std::unique_ptr<std::string> session_key_;
   std::error_code failed_;
-  bool handshake_done_ = false;
-  bool peer_closed_ = false;
-  bool close_requested_ = false;
-  bool close_sent_ = false;
 
   // Take-over. rec_ (from the record slab) receives the secrets during the handshake and carries
   // the records once ssl_ is null.
   RecordState* rec_ = nullptr;
   std::uint64_t key_update_interval_ = std::uint64_t{1} << 23;
-  std::uint64_t record_bytes_seen_ = 0;    // 5 + length of every record header OpenSSL read
+  std::uint64_t record_bytes_seen_ = 0;     // 5 + length of every record header OpenSSL read
+  std::vector<std::uint8_t> handshake_in_;  // a post-handshake message split across records
+  // Copied before the SSL is freed: the peer certificate's subject (null when none), and the ALPN
+  // protocol as a piece of ctx_->alpn_wire() (alpn_len_ 0: none).
+  struct SlabStringFree {
+    void operator()(char* s) const noexcept;
+  };
+  std::unique_ptr<char[], SlabStringFree> peer_subject_;  // NUL-terminated, in the slab
   std::uint32_t app_records_written_ = 0;  // records OpenSSL sealed under our application key
   std::uint32_t app_records_read_ = 0;     // records OpenSSL opened under the peer's one
+  std::uint32_t plain_left_ = 0;           // opened plaintext at io_.in[in_pos], not yet handed out
+  std::uint32_t plain_skip_ = 0;           // type byte, padding and tag after it
+  std::uint16_t alpn_offset_ = 0;
+  std::uint8_t alpn_len_ = 0;
+  bool handshake_done_ = false;
+  bool peer_closed_ = false;
+  bool close_requested_ = false;
+  bool close_sent_ = false;
   bool is_server_ = false;
   bool own_finished_written_ = false;
   bool peer_finished_read_ = false;
   bool ssl_key_update_seen_ = false;
   bool wants_tickets_ = false;  // a client with a session cache waits for a ticket first
-  std::size_t plain_left_ = 0;  // opened plaintext at io_.in[in_pos], not yet handed out
-  std::size_t plain_skip_ = 0;  // type byte, padding and tag after it
-  std::vector<std::uint8_t> handshake_in_;  // a post-handshake message split across records
-  // Copied before the SSL is freed.
-  std::string alpn_;
-  std::string peer_subject_;
-  const char* cipher_name_ = "";  // OpenSSL's static cipher table
   bool session_reused_ = false;
 };
 

@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "base/slab.h"
 #include "tls/engine.h"
 #include "tls/keylog.h"
 #include "tls/openssl_error.h"
@@ -151,6 +152,36 @@ void Engine::maybe_take_over() {
   }
 }
 
+// Keeps what the application may still ask once the SSL is gone: the ALPN protocol as its place in
+// the context's own list (it is always one of ours: the server picks from its list, and OpenSSL
+// refuses a server's pick that the client did not offer), and the peer certificate's subject.
+bool Engine::keep_alpn_and_subject() {
+  const std::string_view selected = alpn();
+  if (!selected.empty()) {
+    const std::string_view wire = ctx_->alpn_wire();
+    for (std::size_t at = 0; at < wire.size(); at += 1 + static_cast<std::uint8_t>(wire[at])) {
+      if (wire.substr(at + 1, static_cast<std::uint8_t>(wire[at])) == selected) {
+        alpn_offset_ = static_cast<std::uint16_t>(at + 1);
+        alpn_len_ = static_cast<std::uint8_t>(selected.size());
+        break;
+      }
+    }
+    if (alpn_len_ == 0 || wire.size() > UINT16_MAX) {
+      return false;  // not ours after all: keep the SSL, which knows it
+    }
+  }
+  const std::string subject = peer_subject();  // still read from the SSL
+  if (!subject.empty()) {
+    peer_subject_.reset(static_cast<char*>(base::slab_allocate(subject.size() + 1)));
+    std::memcpy(peer_subject_.get(), subject.c_str(), subject.size() + 1);
+  }
+  return true;
+}
+
+void Engine::SlabStringFree::operator()(char* s) const noexcept {
+  base::slab_free(s, std::strlen(s) + 1);
+}
+
 void Engine::take_over() {
   const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
   const AeadSuite suite = *suite_from_name(SSL_CIPHER_get_name(cipher));
@@ -161,19 +192,30 @@ void Engine::take_over() {
     drop_record_state();
     return;
   }
+  if (!keep_alpn_and_subject()) {
+    drop_record_state();
+    return;
+  }
   rec_->write.seq = app_records_written_;
   rec_->read.seq = app_records_read_;
-  cipher_name_ = SSL_CIPHER_get_name(cipher);
-  alpn_ = std::string(alpn());
-  peer_subject_ = peer_subject();  // still read from the SSL
   session_reused_ = SSL_session_reused(ssl_) == 1;
   attach_secret_receiver(ssl_, nullptr);
   // Fact 7: marked shut down both ways, SSL_free writes nothing and the session stays resumable.
   SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
   SSL_free(ssl_);
   ssl_ = nullptr;
+  session_key_.reset();  // no session-cache callback can come any more
   ERR_clear_error();
   g_takeovers.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string_view Engine::suite_name(AeadSuite suite) {
+  switch (suite) {
+    case AeadSuite::aes_128_gcm: return "TLS_AES_128_GCM_SHA256";
+    case AeadSuite::aes_256_gcm: return "TLS_AES_256_GCM_SHA384";
+    case AeadSuite::chacha20_poly1305: return "TLS_CHACHA20_POLY1305_SHA256";
+  }
+  return {};
 }
 
 std::uint64_t Engine::takeovers() { return g_takeovers.load(std::memory_order_relaxed); }
@@ -195,9 +237,6 @@ std::unique_ptr<Engine> Engine::taken_over_for_testing(
       !install_secret(suite, read, &engine->rec_->read)) {
     return nullptr;
   }
-  engine->cipher_name_ = suite == AeadSuite::aes_128_gcm   ? "TLS_AES_128_GCM_SHA256"
-                         : suite == AeadSuite::aes_256_gcm ? "TLS_AES_256_GCM_SHA384"
-                                                           : "TLS_CHACHA20_POLY1305_SHA256";
   return engine;
 }
 
@@ -273,10 +312,10 @@ Result<std::size_t> Engine::read_records(std::span<std::uint8_t> out) {
   std::size_t total = 0;
   while (total < out.size() && !peer_closed_ && !failed_) {
     if (plain_left_ > 0) {
-      const std::size_t n = std::min(plain_left_, out.size() - total);
+      const std::size_t n = std::min<std::size_t>(plain_left_, out.size() - total);
       std::memcpy(out.data() + total, io_.in.data() + io_.in_pos, n);
       io_.in_pos += n;
-      plain_left_ -= n;
+      plain_left_ -= static_cast<std::uint32_t>(n);
       total += n;
       if (plain_left_ == 0) {
         io_.in_pos += std::exchange(plain_skip_, 0);
@@ -302,8 +341,9 @@ Result<std::size_t> Engine::read_records(std::span<std::uint8_t> out) {
     }
     if (opened.type == kApplicationData) {
       io_.in_pos += kRecordHeaderLen;
-      plain_left_ = opened.content_len;
-      plain_skip_ = size.total - kRecordHeaderLen - opened.content_len;
+      // A record is at most kMaxCiphertextLen (16,640) bytes: both fit in 32 bits.
+      plain_left_ = static_cast<std::uint32_t>(opened.content_len);
+      plain_skip_ = static_cast<std::uint32_t>(size.total - kRecordHeaderLen - opened.content_len);
       if (plain_left_ == 0) {
         io_.in_pos += std::exchange(plain_skip_, 0);  // §5.4: zero-length data is allowed
       }

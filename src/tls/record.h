@@ -88,8 +88,9 @@ bool update_secret(AeadSuite suite, DirectionKeys* keys);
 /// the calling thread's cached cipher context (key schedule) for them, if any.
 void cleanse(DirectionKeys* keys);
 
-/// Frees every cipher context the calling thread keeps for busy connections (at most 64 per suite
-/// and direction: a per-thread cost, not a per-connection one). They are made again on use.
+/// Frees every cipher context the calling thread keeps for busy connections (at most 128 per
+/// suite and direction, in a 2-way set-associative cache: a per-thread cost, not a per-connection
+/// one). They are made again on use.
 void drop_thread_key_schedules();
 
 /// True while the calling thread keeps a keyed cipher context (a key schedule) for the key

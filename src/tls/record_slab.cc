@@ -1,46 +1,18 @@
-// The record-state slab: fixed slots carved from large chunks, recycled through a free list.
+// The record-state slab: one size class of the process-wide slab (base/slab.h), counted apart.
 #include "tls/record_slab.h"
 
-#include <mutex>
+#include <atomic>
 #include <new>
+
+#include "base/slab.h"
 
 namespace holdfast::tls {
 namespace {
 
-constexpr std::size_t kSlotsPerChunk = 256;
+static_assert(kRecordSlotSize <= base::kSlabMaxSize, "record slots must come from the slab");
 
-struct FreeSlot {
-  FreeSlot* next;
-};
-
-struct Slab {
-  std::mutex mu;
-  FreeSlot* free_list = nullptr;
-  std::size_t in_use = 0;
-  std::size_t chunks = 0;
-
-  // Carves a new chunk into the free list; false when out of memory. Called with `mu` held.
-  bool grow() {
-    auto* chunk = static_cast<unsigned char*>(
-        ::operator new (kRecordSlotSize* kSlotsPerChunk, std::align_val_t{64}, std::nothrow));
-    if (chunk == nullptr) {
-      return false;
-    }
-    for (std::size_t i = kSlotsPerChunk; i-- > 0;) {
-      auto* slot = reinterpret_cast<FreeSlot*>(chunk + i * kRecordSlotSize);
-      slot->next = free_list;
-      free_list = slot;
-    }
-    ++chunks;
-    return true;
-  }
-};
-
-// Never destroyed: connections freed during static destruction still return their slots safely.
-Slab& slab() {
-  static auto* s = new Slab;
-  return *s;
-}
+// Counted here rather than read from the slab class: other objects may share its size class.
+std::atomic<std::size_t> slots_taken{0};
 
 }  // namespace
 
@@ -48,14 +20,13 @@ void* record_slab_allocate(std::size_t size) {
   if (size > kRecordSlotSize) {
     return nullptr;
   }
-  Slab& s = slab();
-  std::lock_guard lock(s.mu);
-  if (s.free_list == nullptr && !s.grow()) {
-    return nullptr;
+  void* slot = nullptr;
+  try {
+    slot = base::slab_allocate(kRecordSlotSize);
+  } catch (const std::bad_alloc&) {
+    return nullptr;  // the caller keeps the connection on OpenSSL's record path
   }
-  FreeSlot* slot = s.free_list;
-  s.free_list = slot->next;
-  ++s.in_use;
+  slots_taken.fetch_add(1, std::memory_order_relaxed);
   return slot;
 }
 
@@ -63,18 +34,13 @@ void record_slab_free(void* slot) {
   if (slot == nullptr) {
     return;
   }
-  Slab& s = slab();
-  std::lock_guard lock(s.mu);
-  auto* f = static_cast<FreeSlot*>(slot);
-  f->next = s.free_list;
-  s.free_list = f;
-  --s.in_use;
+  base::slab_free(slot, kRecordSlotSize);
+  slots_taken.fetch_sub(1, std::memory_order_relaxed);
 }
 
 RecordSlabStats record_slab_stats() {
-  Slab& s = slab();
-  std::lock_guard lock(s.mu);
-  return {s.in_use, s.chunks * kSlotsPerChunk * kRecordSlotSize};
+  return {slots_taken.load(std::memory_order_relaxed),
+          base::slab_class_stats(kRecordSlotSize).bytes_reserved};
 }
 
 }  // namespace holdfast::tls

@@ -6,14 +6,15 @@
 
 namespace holdfast::transport {
 
-/// A TLS handshake in flight needs ~50 KB of OpenSSL state that is freed when it ends, while the
-/// connection's long-lived objects (a few hundred bytes each) are allocated in between. After
-/// thousands of concurrent handshakes (a server whose clients all connect at once) glibc keeps the
-/// freed pages: its free() returns only the top of a heap, and the long-lived objects pin the
-/// rest, so RSS stays at the burst's peak (37 KB per idle connection measured for 10,000 at once,
-/// 1.5 KB of it in use). This counts handshakes per thread and, when the last one of a burst ends,
-/// calls malloc_trim(0), which releases every whole free page (docs/bench-drafts/memory.md).
-/// A thread whose handshakes never overlapped much never trims. Loop-thread only (thread_local).
+/// A new TLS connection needs ~35-50 KB of transient state (OpenSSL's handshake state and buffers,
+/// then its first exchange) that is freed once it first goes idle; its long-lived objects live in
+/// the slabs of base/slab.h, apart from the malloc heap. After thousands of concurrent new
+/// connections (a server whose clients all connect at once) glibc keeps the freed pages: its
+/// free() returns only the top of a heap, so RSS stays at the burst's peak. This counts new
+/// connections per thread from the start of the handshake to their first idle point
+/// (Transport::release_idle_memory) or close and, when the last one of a burst gets there, calls
+/// malloc_trim(0), which releases every whole free page. A thread whose new connections never
+/// overlapped much never trims. Loop-thread only (thread_local).
 ///
 /// OFF by default: HOLDFAST_MALLOC_TRIM=1 in the environment turns it on. Measured on a quiet
 /// machine (bench_connection_scaling, rounds of 200 new connections): with the trim after every

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/slab.h"
 #include "event/loop.h"
 #include "event/timer.h"
 #include "holdfast/error.h"
@@ -36,7 +37,9 @@ std::span<std::uint8_t> plaintext_scratch() {
   return buffer;
 }
 
-class StreamTransport final : public Transport, public event::IoHandler {
+class StreamTransport final : public Transport,
+                              public event::IoHandler,
+                              public base::SlabAllocated<StreamTransport> {
  public:
   enum class State { connecting, handshaking, open, closed };
 
@@ -101,7 +104,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
     });
   }
 
-  void set_remote(std::string address) { info_.remote_address = std::move(address); }
+  void set_remote(std::string address) { remote_ = std::move(address); }
 
   // ---- Transport ----
 
@@ -213,13 +216,25 @@ class StreamTransport final : public Transport, public event::IoHandler {
     if (tls_) {
       tls_->release_buffers();
     }
+    end_handshake();  // the handshake's and the first exchange's transient memory is freed now
     if (out_.empty()) {
       std::vector<std::string>().swap(out_);
     }
   }
 
   [[nodiscard]] bool is_connected() const override { return state_ == State::open; }
-  [[nodiscard]] const ConnectionInfo& info() const override { return info_; }
+  [[nodiscard]] ConnectionInfo info() const override {
+    ConnectionInfo info;
+    info.remote_address = remote_;
+    info.tcp_connected = tcp_connected_;
+    if (tls_ && tls_->is_handshake_done()) {
+      info.tls_version = tls_->version();
+      info.tls_cipher = tls_->cipher();
+      info.alpn = tls_->alpn();
+      info.tls_resumed = tls_->is_session_reused();
+    }
+    return info;
+  }
   [[nodiscard]] int fd() const override { return fd_.is_valid() ? fd_.get() : -1; }
   void set_handler(TransportHandler* handler) override { handler_ = handler; }
   [[nodiscard]] std::error_code eof_error() const override { return eof_error_; }
@@ -258,7 +273,7 @@ class StreamTransport final : public Transport, public event::IoHandler {
       fail(ec);
       return;
     }
-    info_.tcp_connected = std::chrono::steady_clock::now();
+    tcp_connected_ = std::chrono::steady_clock::now();
     auto r = start_session();
     if (!r) {
       fail(r.error());
@@ -312,11 +327,6 @@ class StreamTransport final : public Transport, public event::IoHandler {
     if (state_ == State::handshaking && tls_->is_handshake_done()) {
       state_ = State::open;
       timer_.cancel();
-      info_.tls_version = tls_->version();
-      info_.tls_cipher = tls_->cipher();
-      info_.alpn = tls_->alpn();
-      info_.tls_resumed = tls_->is_session_reused();
-      end_handshake();
       handler_->on_connected();
       if (destroyed || state_ == State::closed) {
         return;
@@ -523,10 +533,12 @@ class StreamTransport final : public Transport, public event::IoHandler {
   bool write_shutdown_ = false;
   bool fin_sent_ = false;
   bool peer_closed_ = false;
-  bool in_handshake_burst_ = false;  // counted in HandshakeBurst until the handshake ends
+  bool in_handshake_burst_ = false;  // counted in HandshakeBurst until first idle, or closed
   bool* destroyed_ = nullptr;        // set while a callback runs, so a handler may delete us
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted tasks
-  ConnectionInfo info_;
+  // Guards posted tasks; its control block lives in the slab, beside the transport.
+  std::shared_ptr<bool> alive_ = std::allocate_shared<bool>(base::SlabAllocator<bool>(), true);
+  std::string remote_;                                     // "ip:port"
+  std::chrono::steady_clock::time_point tcp_connected_{};  // client: when connect() completed
 };
 
 }  // namespace

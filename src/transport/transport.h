@@ -42,14 +42,18 @@ class TransportHandler {
   ~TransportHandler() = default;
 };
 
-/// Facts about an established connection (TLS fields empty for plain TCP).
+/// Facts about an established connection (TLS fields empty for plain TCP, and until the handshake
+/// is done). Built on request from what the transport and its TLS engine keep anyway, so that an
+/// idle connection stores no copy of it (issue 8).
 struct ConnectionInfo {
   std::string remote_address;  ///< "ip:port"
-  /// "TLSv1.3", ...; a view of a static string (OpenSSL's tables): no allocation per connection.
+  /// "TLSv1.3", ...; a view of a static string (OpenSSL's tables).
   std::string_view tls_version;
   /// The cipher suite's name; a static string too.
   std::string_view tls_cipher;
-  std::string alpn;
+  /// The negotiated ALPN protocol; a view valid until the transport is next used (it may point
+  /// into OpenSSL's connection, which the record take-over frees): copy it to keep it.
+  std::string_view alpn;
   bool tls_resumed = false;
   std::chrono::steady_clock::time_point tcp_connected{};  ///< when TCP connect completed (client)
 };
@@ -92,7 +96,8 @@ class Transport {
   [[nodiscard]] virtual std::string_view tls_record_path() const { return ""; }
 
   [[nodiscard]] virtual bool is_connected() const = 0;
-  [[nodiscard]] virtual const ConnectionInfo& info() const = 0;
+  /// See ConnectionInfo (its views are valid until the transport is next used).
+  [[nodiscard]] virtual ConnectionInfo info() const = 0;
   /// The descriptor (for socket-level tests and TCP_INFO); -1 once closed.
   [[nodiscard]] virtual int fd() const = 0;
   /// After on_peer_closed(): the error an EOF without TLS close_notify means (a possible

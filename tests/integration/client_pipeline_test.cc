@@ -39,7 +39,8 @@ ClientOptions pipelining_options(const std::string& origin) {
 }
 
 // Sends every request at once (asynchronously) and waits for all results, in request order.
-// `deadlines[i]`, when given, replaces request i's 4 s deadline.
+// `deadlines[i]`, when given, replaces request i's 10 s deadline (a bound against hangs, far above
+// what a loaded ASan run needs).
 std::vector<Result<Response>> send_all(
     Client& client, std::vector<Request> requests,
     const std::vector<std::chrono::milliseconds>& deadlines = {}) {
@@ -50,7 +51,7 @@ std::vector<Result<Response>> send_all(
   }
   for (std::size_t i = 0; i < requests.size(); ++i) {
     RequestOptions options;  // a missed pipeline fails, not hangs
-    options.timeouts = ClientTimeouts{.deadline = i < deadlines.size() ? deadlines[i] : 4s};
+    options.timeouts = ClientTimeouts{.deadline = i < deadlines.size() ? deadlines[i] : 10s};
     client.request_async(std::move(requests[i]), options, [&promises, i](Result<Response> r) {
       promises[i].set_value(std::move(r));
     });
@@ -326,11 +327,14 @@ TEST(ClientPipeline, ConnectionCloseAfterOneResponseRetriesTheRestElsewhere) {
 TEST(ClientPipeline, ARequestTimingOutInThePipelineLetsTheOneAheadFinish) {
   // r1's deadline passes while r0's response is slow: r0 still completes; the connection then
   // closes (r1's response is not wanted) and r2, unanswered, is retried on a new connection.
+  // r1's deadline (1 s) leaves a loaded machine time to write all three requests first; the peer
+  // holds r0's answer for longer than that deadline (no signal from the client can stand for it).
+  constexpr auto kShortDeadline = 1000ms;
   std::atomic<int> connection{0};
   RawPeer peer([&](int fd) {
     if (++connection == 1) {
       if (read_requests(fd, 3).size() == 3) {
-        std::this_thread::sleep_for(300ms);
+        std::this_thread::sleep_for(kShortDeadline + 200ms);
         RawPeer::write_all(fd, ok("r0"));
         read_requests(fd, 1);  // until the client closes
       }
@@ -341,7 +345,7 @@ TEST(ClientPipeline, ARequestTimingOutInThePipelineLetsTheOneAheadFinish) {
     read_requests(fd, 1);
   });
   Client client(pipelining_options(peer.url("")));
-  auto results = send_all(client, gets(peer.url(""), 3), {4s, 100ms, 4s});
+  auto results = send_all(client, gets(peer.url(""), 3), {10s, kShortDeadline, 10s});
   ASSERT_TRUE(results[0]) << describe(results[0].error());
   EXPECT_EQ(results[0]->body, "r0");
   ASSERT_FALSE(results[1]);

@@ -313,7 +313,9 @@ TEST(Http2Timeouts, SilentRequestBodyGets408AndOnlyItsStreamEnds) {
 
 TEST(Http2Timeouts, BodyArrivingSlowerThanTheTimeoutButSteadilyIsRead) {
   ServerOptions options = h2c_options();
-  options.timeouts.body_read = 400ms;
+  // Pieces every 250 ms, 1.5 s in all: longer than body_read in all, and each gap far inside it
+  // even when a loaded machine delays a piece.
+  options.timeouts.body_read = 1200ms;
   auto server = start_server(
       [](const Request& request, const ResponseWriter& w) {
         Response r;
@@ -323,14 +325,14 @@ TEST(Http2Timeouts, BodyArrivingSlowerThanTheTimeoutButSteadilyIsRead) {
       true, options);
   RawH2Client peer(server->port());
   const std::int32_t id = peer.open("POST", "/upload", true);
-  for (int i = 0; i < 5; ++i) {  // 5 x 200 ms: longer than body_read in all, never silent for it
+  for (int i = 0; i < 6; ++i) {
     peer.write(id, "0123456789");
-    (void)peer.pump_until([] { return false; }, 200ms);
+    (void)peer.pump_until([] { return false; }, 250ms);
   }
   peer.end(id);
   ASSERT_TRUE(peer.pump_until([&] { return peer.streams[id].closed; }));
   EXPECT_EQ(peer.streams[id].status, 200);
-  EXPECT_EQ(peer.streams[id].body, "50");
+  EXPECT_EQ(peer.streams[id].body, "60");
 }
 
 TEST(Http2Timeouts, HeaderBlockThatNeverEndsClosesTheConnection) {

@@ -2,6 +2,7 @@
 // process.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -269,8 +270,24 @@ TEST(Http2, OversizedHeaderListEndsOnlyThatStream) {
   EXPECT_EQ(server->stats().connections_accepted, 1u);
 }
 
+// Waits (bounded far above any load) until `cond` holds.
+bool eventually(const std::function<bool()>& cond) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!cond() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  return cond();
+}
+
 TEST(Http2, GoawayLetsRequestsInFlightComplete) {
-  auto server = start_server(test_handler());
+  std::atomic<int> slow_arrived{0};
+  auto server = start_server(
+      [&slow_arrived, inner = test_handler()](const Request& request, const ResponseWriter& w) {
+        if (request.url == "/slow") {
+          ++slow_arrived;
+        }
+        inner(request, w);
+      });
   Client client(trusting_client());
   ASSERT_TRUE(get(client, base_url(*server) + "/warm").has_value());
   std::vector<std::promise<Result<Response>>> done(3);
@@ -280,7 +297,8 @@ TEST(Http2, GoawayLetsRequestsInFlightComplete) {
     client.request_async(std::move(request), {},
                          [&done, i](Result<Response> r) { done[i].set_value(std::move(r)); });
   }
-  std::this_thread::sleep_for(100ms);                  // the requests reach the server's handler
+  // The requests reach the server's handler (each is answered 300 ms later).
+  EXPECT_TRUE(eventually([&] { return slow_arrived.load() == 3; }));
   std::thread stopper([&] { server->shutdown(5s); });  // GOAWAY, then wait for the streams
   for (auto& d : done) {
     auto f = d.get_future();
@@ -298,7 +316,10 @@ TEST(Http2, IdleServerGoawayMakesTheClientOpenANewConnection) {
   auto server = start_server(test_handler(), false, server_options);
   Client client(trusting_client());
   ASSERT_TRUE(get(client, base_url(*server) + "/first").has_value());
-  std::this_thread::sleep_for(1500ms);
+  // The server's idle timeout fires (GOAWAY, close); then the client's loop reads the GOAWAY and
+  // the close: nothing public shows that, so a pause (500 ms) stands for it.
+  ASSERT_TRUE(eventually([&] { return server->stats().connections_open == 0; }));
+  std::this_thread::sleep_for(500ms);
   auto r = get(client, base_url(*server) + "/second");
   ASSERT_TRUE(r.has_value()) << describe(r.error());
   EXPECT_EQ(r->body, "/second");

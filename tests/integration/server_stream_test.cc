@@ -82,6 +82,18 @@ bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds limit
   return true;
 }
 
+// The answer to a big upload comes only once the whole body is read, which on a loaded machine can
+// take longer than one read_response() wait (3 s without a byte): wait for the reader to see the
+// end of the body first, with a bound far above any load.
+bool body_ended(Seen& seen) {
+  return wait_for(
+      [&] {
+        const std::lock_guard lock(seen.mutex);
+        return seen.ended;
+      },
+      60s);
+}
+
 std::string pattern(std::size_t n) {
   std::string s(n, '\0');
   for (std::size_t i = 0; i < n; ++i) {
@@ -127,8 +139,10 @@ TEST(ServerStream, ChunkedUploadOfManyMegabytesStreamsInPiecesAndKeepsTheConnect
   }
   out += "0\r\n\r\n";
   std::thread sender([&] { c.send(out); });
+  const bool ended = body_ended(seen);
   auto r = c.read_response();
   sender.join();
+  ASSERT_TRUE(ended) << "the 8 MB body never ended";
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "got " + std::to_string(body.size()));
   {
@@ -161,8 +175,10 @@ TEST(ServerStream, ReadingPausesUntilTheHandlerAsksForTheBody) {
     c.send("POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
            "\r\n\r\n" + body);
   });
+  const bool ended = body_ended(seen);
   auto r = c.read_response();
   sender.join();
+  ASSERT_TRUE(ended) << "the 4 MB body never ended";
   ASSERT_TRUE(r);
   EXPECT_TRUE(reading);
   EXPECT_EQ(r->body, "got " + std::to_string(body.size()));
@@ -311,7 +327,10 @@ TEST(ServerStream, WhenWritableKeepsAStreamedResponseToASlowReaderBounded) {
   const int small = 64 * 1024;
   ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   c.send(get("/big"));
-  std::this_thread::sleep_for(500ms);  // the client reads nothing meanwhile
+  // The handler has started (on a loaded machine that may take a while); then the client reads
+  // nothing for 500 ms.
+  ASSERT_TRUE(wait_for([&] { return pump.written.load() > 0; }, 30s));
+  std::this_thread::sleep_for(500ms);
   const std::size_t stalled = pump.written.load();
   EXPECT_GT(stalled, 0u);
   EXPECT_LT(stalled, 16u << 20) << "the handler was not held back by when_writable";

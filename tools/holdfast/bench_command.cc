@@ -161,7 +161,7 @@ class StandaloneServerControl : public Control {
                           "  connections held                  %.0f (%.0f TLS handshakes)\n"
                           "  CPU per handshake                 %.1f us (incl. its one request)\n"
                           "  RSS per idle connection           %.1f B (%.1f B after malloc_trim)\n"
-                          "  heap per idle connection          %.1f B (mallinfo2)\n",
+                          "  heap per idle connection          %.1f B (malloc + slabs)\n",
                 n, l.number("handshakes"), bench::per(l.number("cpu_us"), n),
                 bench::per(l.number("rss"), n), bench::per(l.number("rss_trimmed"), n),
                 bench::per(l.number("heap"), n));

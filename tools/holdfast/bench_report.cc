@@ -42,7 +42,7 @@ void side_rows(Table& t, const char* who, const SideFigures& f, double requests)
   t.heading(std::string(who) + " (" + std::to_string(static_cast<long long>(n)) + " connections)");
   t.row("RSS per idle connection", "%.0f B (%.0f B after malloc_trim)", per(f.rss, n),
         per(f.rss_trimmed, n));
-  t.row("heap per idle connection", "%.0f B (mallinfo2)", per(f.heap, n));
+  t.row("heap per idle connection", "%.0f B (malloc + slabs)", per(f.heap, n));
   t.row("CPU per handshake", "%.0f us (incl. its one request)", per(f.open_cpu_us, n));
   t.row("CPU per keep-alive request", "%.1f us", per(f.keepalive_cpu_us, requests));
 }

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "holdfast/memory.h"
+
 namespace holdfast::cli::bench {
 namespace {
 
@@ -91,7 +93,8 @@ ProcessSnapshot take_process_snapshot() {
   statm >> size >> resident;
   s.rss = resident * page_size();
   const struct mallinfo2 info = ::mallinfo2();
-  s.heap = static_cast<std::int64_t>(info.uordblks + info.hblkhd);
+  // Connection objects live in holdfast's slabs, which mallinfo2 does not see: both count.
+  s.heap = static_cast<std::int64_t>(info.uordblks + info.hblkhd + memory_stats().bytes_in_use);
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   s.cpu_us = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000LL +

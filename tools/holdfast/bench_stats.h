@@ -21,8 +21,9 @@ double per(double total, double count);
 
 /// One reading of this process's memory and CPU counters.
 struct ProcessSnapshot {
-  std::int64_t rss = 0;     ///< /proc/self/statm resident pages * page size
-  std::int64_t heap = 0;    ///< mallinfo2: uordblks + hblkhd (every arena, mmapped chunks)
+  std::int64_t rss = 0;  ///< /proc/self/statm resident pages * page size
+  /// mallinfo2 (uordblks + hblkhd: every arena, mmapped chunks) + holdfast's slab bytes in use
+  std::int64_t heap = 0;
   std::int64_t cpu_us = 0;  ///< getrusage(RUSAGE_SELF): user + system
 };
 

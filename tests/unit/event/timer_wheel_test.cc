@@ -127,12 +127,19 @@ TEST(TimerWheel, CallbackMayRearmItselfAndCancelOrDestroyOthers) {
   auto doomed = std::make_unique<Timer>(wheel, [&] { ++doomed_fired; });
   Timer victim(wheel, [&] { ++victim_fired; });
   Timer* self_ptr = nullptr;
-  Timer self(wheel, [&] {
-    ++self_fired;
-    victim.cancel();
-    doomed.reset();
-    if (self_fired < 3) {
-      self_ptr->arm(milliseconds{10});
+  // A Timer's callback holds at most two pointers: the rest is reached through one struct.
+  struct Scene {
+    int& self_fired;
+    Timer& victim;
+    std::unique_ptr<Timer>& doomed;
+    Timer*& self;
+  } scene{self_fired, victim, doomed, self_ptr};
+  Timer self(wheel, [&scene] {
+    ++scene.self_fired;
+    scene.victim.cancel();
+    scene.doomed.reset();
+    if (scene.self_fired < 3) {
+      scene.self->arm(milliseconds{10});
     }
   });
   self_ptr = &self;
