@@ -16,13 +16,12 @@ namespace holdfast::transport {
 /// malloc_trim(0), which releases every whole free page. A thread whose new connections never
 /// overlapped much never trims. Loop-thread only (thread_local).
 ///
-/// OFF by default: HOLDFAST_MALLOC_TRIM=1 in the environment turns it on. Measured on a quiet
-/// machine (bench_connection_scaling, rounds of 200 new connections): with the trim after every
-/// burst, CPU per new connection (client + server) was 1,952-2,101 us against 915-1,036 us
-/// without; the pages returned are faulted in again by the next burst. It pays off only for a
-/// server that takes one large burst and then stays idle (holdfast serve, 10,000 at once:
-/// 8.4 KB instead of ~17.6 KB RSS per idle connection). A deferred, rate-limited trim is the
-/// next step (docs/benchmarks.md).
+/// OFF by default: HOLDFAST_MALLOC_TRIM=1 in the environment turns it on. Since the connection
+/// objects moved to slabs the trim costs no measurable CPU in bench_connection_scaling (rounds of
+/// 200 new connections; before, it doubled the CPU per connection), and it takes `holdfast bench`
+/// from ~3.9 / 4.3 KB to 2.3 / 1.7 KB RSS per idle connection (server / client). It stays off
+/// because malloc_trim runs on the loop thread and its cost grows with the free chunks of every
+/// arena, which the application's own heap may hold by millions (docs/server.md).
 class HandshakeBurst {
  public:
   /// Turns the trim on or off for the process (tests; the default comes from the environment).
